@@ -1,0 +1,150 @@
+"""Settings: SPEC's environment variables plus modelport's own, validated once at start.
+
+A malformed value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from modelport.core.quantity import parse_memory
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_file=None)
+
+    # Server (SPEC)
+    FLASK_ENV: Literal["development", "production", "testing"] = "development"
+    PORT: int = Field(5000, ge=1, le=65535)
+    HOST: str = "0.0.0.0"  # noqa: S104 - SPEC's default; bind address is configurable
+    # Database / Redis (SPEC)
+    DB_PATH: str = "sqlite:///metrics.db"
+    REDIS_URL: str = "redis://localhost:6379"
+    # Security (SPEC)
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+    # Resource limits (SPEC)
+    MAX_MEMORY: str = "8Gi"
+    MAX_CPU_CORES: float = Field(4, gt=0, le=1024)
+    ENABLE_GPU: bool = True
+    # Monitoring (SPEC)
+    METRICS_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
+    ALERT_WEBHOOK_URL: str | None = None
+
+    # modelport additions
+    REQUIRE_API_KEY: bool = False
+    JOB_MAX_ATTEMPTS: int = Field(3, ge=1, le=20)
+    JOB_LEASE_SECONDS: int = Field(60, ge=2, le=3600)
+    JOB_REQUEUE_AFTER: int = Field(300, ge=1)
+    TASK_SOFT_TIME_LIMIT: int = Field(1800, ge=1)
+    TASK_TIME_LIMIT: int = Field(1900, ge=2)
+    BROKER_VISIBILITY_TIMEOUT: int = Field(2400, ge=2)
+    RESULT_EXPIRES_DAYS: int = Field(7, ge=1)
+    RECONCILE_INTERVAL: float = Field(30.0, gt=0)
+    MAX_WAIT_SECONDS: float = Field(60.0, ge=0, le=600)
+    MAX_CONTENT_LENGTH: int = Field(1_048_576, ge=1024)
+    HADOLINT_BIN: str = "hadolint"
+    HF_ENDPOINT: str = "https://huggingface.co"
+    HF_TOKEN: str | None = None
+    FLOWER_PORT: int = Field(5555, ge=1, le=65535)
+
+    @field_validator("ALLOWED_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("MAX_MEMORY")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        parse_memory(value)
+        return value
+
+    @field_validator("DB_PATH")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(value)
+        except Exception as exc:
+            raise ValueError(f"not a database URL such as sqlite:///metrics.db ({exc})") from None
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.FLASK_ENV == "production" and self.SECRET_KEY == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "SECRET_KEY: production refuses the default secret key; set SECRET_KEY "
+                "to a long random value"
+            )
+        if self.FLASK_ENV == "production" and len(self.SECRET_KEY) < 16:
+            raise ValueError("SECRET_KEY: production needs at least 16 characters")
+        if not self.TASK_SOFT_TIME_LIMIT < self.TASK_TIME_LIMIT < self.BROKER_VISIBILITY_TIMEOUT:
+            raise ValueError(
+                "TASK_SOFT_TIME_LIMIT < TASK_TIME_LIMIT < BROKER_VISIBILITY_TIMEOUT must hold"
+            )
+        return self
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return parse_memory(self.MAX_MEMORY)
+
+    @property
+    def auth_required(self) -> bool:
+        return self.FLASK_ENV == "production" or self.REQUIRE_API_KEY
+
+    def redis_db_url(self, db: int) -> str:
+        """REDIS_URL with its database number replaced (broker 0, backend 1, cache 2)."""
+        from redis.connection import parse_url  # light; no server contact
+
+        if self.REDIS_URL.startswith("unix://"):
+            base = self.REDIS_URL.split("?", 1)[0]
+            return f"{base}?db={db}"
+        parse_url(self.REDIS_URL)
+        base, _, query = self.REDIS_URL.partition("?")
+        scheme, rest = base.split("://", 1)
+        host = rest.split("/", 1)[0]
+        return f"{scheme}://{host}/{db}" + (f"?{query}" if query else "")
+
+
+class SettingsError(SystemExit):
+    pass
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {msg}" if where != "settings" else f"  {msg}")
+        print("modelport: invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SettingsError(2) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()
