@@ -108,5 +108,7 @@ def _checked(repo_id: str, revision: str | None, raw: str) -> ModelRef:
     if not repo_id or not REPO_ID_RE.match(repo_id) or ".." in repo_id or "--" in repo_id:
         raise _fail("the repo id must look like <org>/<name> (letters, digits, '-', '_', '.')", raw)
     if revision is not None and (not REVISION_RE.match(revision) or ".." in revision):
-        raise _fail("the revision must be a branch, tag or commit (letters, digits, '-', '_', '.')", raw)
+        raise _fail(
+            "the revision must be a branch, tag or commit (letters, digits, '-', '_', '.')", raw
+        )
     return ModelRef(repo_id=repo_id, revision=revision)

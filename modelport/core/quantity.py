@@ -18,9 +18,7 @@ def parse_memory(text: str) -> int:
         raise ValueError("memory must be a Kubernetes quantity such as 512Mi, 8Gi or 2G")
     match = _QUANTITY_RE.match(text.strip())
     if not match:
-        raise ValueError(
-            f"{text!r} is not a Kubernetes memory quantity (examples: 512Mi, 8Gi, 2G)"
-        )
+        raise ValueError(f"{text!r} is not a Kubernetes memory quantity (examples: 512Mi, 8Gi, 2G)")
     value = float(match.group(1)) * _SUFFIX[match.group(2) or ""]
     if value < 1:
         raise ValueError("memory must be at least one byte")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from modelport.core.quantity import parse_memory
 
-DEFAULT_SECRET_KEY = "dev-insecure-secret-key"
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key"  # noqa: S105 - refused in production
 
 
 class Settings(BaseSettings):

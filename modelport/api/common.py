@@ -1,0 +1,84 @@
+"""Shared route helpers: JSON parsing into request models, waiting for a job."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TypeVar
+
+from flask import current_app, request
+from pydantic import BaseModel, ValidationError
+
+from modelport.core import events
+from modelport.core.db import session_scope
+from modelport.core.errors import BadRequest, ValidationFailed
+from modelport.core.models import FINAL_STATUSES, Job
+from modelport.core.redis_client import get_redis
+from modelport.core.schemas import pydantic_details
+
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON_DEPTH = 20
+
+
+def parse_body(model: type[M]) -> M:
+    if not request.is_json:
+        raise BadRequest("send a JSON body with 'Content-Type: application/json'")
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the JSON body must be an object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = pydantic_details(exc)
+        first = details["fields"][0]
+        raise ValidationFailed(
+            f"invalid request: {first['field']}: {first['problem']}", details
+        ) from None
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def wait_seconds() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest("wait must be a number of seconds, e.g. ?wait=30") from None
+    if not 0 <= value < float("inf"):
+        raise BadRequest("wait must be a non-negative number of seconds")
+    return min(value, current_app.config["MODELPORT"].MAX_WAIT_SECONDS)
+
+
+def wait_for_job(job_id: str, seconds: float) -> Job:
+    """Block up to `seconds` for the job to finish (Redis pub/sub), then read its row."""
+    deadline = time.monotonic() + seconds
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(events.job_channel(job_id))
+        while True:
+            with session_scope() as session:
+                job = session.get(Job, job_id)
+                if job is None or job.status in FINAL_STATUSES:
+                    return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return job
+            pubsub.get_message(timeout=min(remaining, 1.0))  # any event: look again
+    finally:
+        pubsub.close()

@@ -1,0 +1,86 @@
+"""POST /api/generate: SPEC's Model Generation API as a job."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from modelport.api.common import parse_body, wait_for_job, wait_seconds
+from modelport.core import cache, jobs
+from modelport.core.celery_app import GENERATE_TASK
+from modelport.core.db import session_scope
+from modelport.core.errors import ValidationFailed
+from modelport.core.modelref import parse_model_url
+from modelport.core.quantity import parse_memory
+from modelport.core.schemas import GenerateRequest, fingerprint
+
+bp = Blueprint("generate", __name__, url_prefix="/api")
+
+
+@bp.post("/generate")
+def generate():
+    req = parse_body(GenerateRequest)
+    settings = current_app.config["MODELPORT"]
+    ref = parse_model_url(req.modelUrl)
+    options = req.options
+    _check_limits(options, settings)
+    params = {
+        "repoId": ref.repo_id,
+        "revision": ref.revision,
+        "options": options.model_dump(),
+    }
+    key = fingerprint({"revision": ref.revision_or_default, "options": params["options"]})
+    cached = cache.get_files(ref.repo_id, key)
+    if cached is not None:
+        return jsonify(cached), 200
+
+    with session_scope() as session:
+        job = jobs.new_job(
+            session,
+            kind="generate",
+            task_name=GENERATE_TASK,
+            queue="default",
+            params={**params, "cacheKey": key},
+            model_id=ref.repo_id,
+            cache_key=key,
+            api_key_id=g.get("api_key_id"),
+        )
+        job_id = job.id
+    jobs.enqueue(job_id, GENERATE_TASK, "default")
+    return job_response(job_id, wait_seconds())
+
+
+def _check_limits(options, settings) -> None:
+    if options.gpu and not settings.ENABLE_GPU:
+        raise ValidationFailed(
+            "options.gpu is true but this platform has ENABLE_GPU=false; ask for a CPU "
+            "bundle (gpu: false) or enable GPUs",
+            {"field": "options.gpu"},
+        )
+    if options.memory and parse_memory(options.memory) > settings.max_memory_bytes:
+        raise ValidationFailed(
+            f"options.memory {options.memory} is above this platform's MAX_MEMORY "
+            f"{settings.MAX_MEMORY}",
+            {"field": "options.memory", "max": settings.MAX_MEMORY},
+        )
+
+
+def job_response(job_id: str, wait: float):
+    """200 with the SPEC result when done within `wait`, else 202 pointing at the job."""
+    if wait > 0:
+        job = wait_for_job(job_id, wait)
+    else:
+        with session_scope() as session:
+            job = session.get(jobs.Job, job_id)
+    if job.status == "succeeded":
+        return jsonify(job.result), 200
+    if job.status == "failed":
+        body = {"error": job.error, "jobId": job.id}
+        response = jsonify(body)
+        # The model or options could not be used (4xx) vs. our own failure (5xx).
+        response.status_code = 422 if job.error.get("code") in (1001, 1003) else 500
+        return response
+    body = jobs.to_dict(job)
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["links"]["self"]
+    return response

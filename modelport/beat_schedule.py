@@ -1,0 +1,29 @@
+"""The periodic schedule, as data: task name, interval, options.
+
+Exactly one beat process runs it (see Procfile). Entries expire before the next run so a
+backlog never piles up duplicate periodic work.
+"""
+
+from __future__ import annotations
+
+from modelport.core.settings import Settings
+
+SCHEDULE = [
+    {
+        "name": "reconcile-jobs",
+        "task": "jobs.reconcile",
+        "every": "RECONCILE_INTERVAL",  # seconds, from settings
+    },
+]
+
+
+def build_schedule(settings: Settings) -> dict:
+    schedule = {}
+    for entry in SCHEDULE:
+        every = float(getattr(settings, entry["every"]))
+        schedule[entry["name"]] = {
+            "task": entry["task"],
+            "schedule": every,
+            "options": {"expires": max(every * 0.9, 1.0), "queue": "default"},
+        }
+    return schedule

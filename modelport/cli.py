@@ -1,0 +1,129 @@
+"""`modelport` command: run the platform locally, manage API keys, the DB and the demo model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelport", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run API, worker, beat and Flower (and a local Redis)")
+    dev.add_argument("--no-flower", action="store_true")
+    dev.add_argument("--procfile", default=str(ROOT / "Procfile"))
+
+    sub.add_parser("db-upgrade", help="apply database migrations (alembic upgrade head)")
+    sub.add_parser("demo-install", help="put the offline demo model into the HF cache")
+
+    keys = sub.add_parser("api-key", help="create, list or revoke API keys")
+    key_sub = keys.add_subparsers(dest="action", required=True)
+    create = key_sub.add_parser("create")
+    create.add_argument("name")
+    revoke = key_sub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    key_sub.add_parser("list")
+
+    args = parser.parse_args(argv)
+    from modelport.core.settings import get_settings
+
+    get_settings()  # fail fast, naming any malformed variable
+    if args.command == "dev":
+        return run_dev(Path(args.procfile), flower=not args.no_flower)
+    if args.command == "db-upgrade":
+        db_upgrade()
+        return 0
+    if args.command == "demo-install":
+        from modelport.packaging.demo import install_demo_model
+
+        print(f"sentence-transformers/all-MiniLM-L6-v2 @ {install_demo_model()}")
+        return 0
+    return api_key(args)
+
+
+def db_upgrade(url: str | None = None) -> None:
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    if url:
+        config.cmd_opts = argparse.Namespace(x=[f"db={url}"])
+    command.upgrade(config, "head")
+
+
+def api_key(args) -> int:
+    from modelport.core import apikeys
+
+    if args.action == "create":
+        new = apikeys.create_key(args.name)
+        print(f"id={new.id} name={new.name}\n{new.key}")
+        print("Store this key now: only its hash is kept.", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        if apikeys.revoke_key(args.id):
+            print(f"revoked key {args.id}")
+            return 0
+        print(f"no live key with id {args.id}", file=sys.stderr)
+        return 1
+    for key in apikeys.list_keys():
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "live"
+        print(f"{key.id}\t{key.name}\tmp_{key.prefix}_…\t{state}")
+    return 0
+
+
+def gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU, asked without initialising CUDA here."""
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return False
+    probe = subprocess.run(["nvidia-smi", "-L"], capture_output=True, check=False)
+    return probe.returncode == 0 and b"GPU" in probe.stdout
+
+
+def run_dev(procfile: Path, *, flower: bool) -> int:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    from modelport import localredis
+    from modelport.core.settings import get_settings
+
+    settings = get_settings()
+    var = Path(os.environ.get("MODELPORT_VAR", "var")).resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    os.environ["MODELPORT_VAR"] = str(var)
+    redis_proc = localredis.ensure_redis(settings.REDIS_URL, var / "redis")
+    if redis_proc:
+        print(f"started local redis-server for {settings.REDIS_URL} (data in {var / 'redis'})")
+    try:
+        db_upgrade()
+        from modelport.packaging.demo import install_demo_model
+
+        install_demo_model()
+        names = ["web", "worker", "beat"] + (["flower"] if flower else [])
+        if settings.ENABLE_GPU and gpu_present():
+            names.append("worker_gpu")
+        processes = parse_procfile(procfile.read_text()).processes
+        manager = Manager()
+        for name in names:
+            manager.add_process(name, processes[name], env=dict(os.environ), cwd=str(ROOT))
+        print(
+            f"modelport: API http://{settings.HOST}:{settings.PORT}/api/health"
+            + (f"  Flower http://{settings.HOST}:{settings.FLOWER_PORT}/" if flower else "")
+        )
+        manager.loop()
+        return manager.returncode or 0
+    finally:
+        localredis.stop(redis_proc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""SPEC's Redis cache keys and TTLs.
+
+`files:{model_id}` is one hash per model whose fields are option fingerprints, so different
+options never share an entry; each field carries its own timestamp and is a miss after the
+TTL even while the hash itself lives on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from modelport.core.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+MODEL_INFO_TTL = 3600
+FILES_TTL = 3600
+BENCHMARK_TTL = 1800
+
+
+def model_info_key(model_id: str) -> str:
+    return f"model_info:{model_id}"
+
+
+def files_key(model_id: str) -> str:
+    return f"files:{model_id}"
+
+
+def benchmark_key(model_id: str, batch_size: int) -> str:
+    return f"benchmark:{model_id}:{batch_size}"
+
+
+def _safe(fn, default=None):
+    try:
+        return fn()
+    except redis.RedisError as exc:  # the cache is an optimisation, never a failure
+        log.warning("cache unavailable: %s", exc)
+        return default
+
+
+def get_model_info(model_id: str) -> dict[str, Any] | None:
+    raw = _safe(lambda: get_redis().get(model_info_key(model_id)))
+    return json.loads(raw) if raw else None
+
+
+def set_model_info(model_id: str, info: dict[str, Any]) -> None:
+    body = json.dumps(info)
+    _safe(lambda: get_redis().set(model_info_key(model_id), body, ex=MODEL_INFO_TTL))
+
+
+def get_files(model_id: str, fingerprint: str) -> dict[str, Any] | None:
+    raw = _safe(lambda: get_redis().hget(files_key(model_id), fingerprint))
+    if not raw:
+        return None
+    entry = json.loads(raw)
+    if time.time() - entry.get("cachedAt", 0) > FILES_TTL:
+        return None
+    return entry["response"]
+
+
+def set_files(model_id: str, fingerprint: str, response: dict[str, Any]) -> None:
+    body = json.dumps({"cachedAt": time.time(), "response": response})
+
+    def write():
+        pipe = get_redis().pipeline()
+        pipe.hset(files_key(model_id), fingerprint, body)
+        pipe.expire(files_key(model_id), FILES_TTL)
+        pipe.execute()
+
+    _safe(write)

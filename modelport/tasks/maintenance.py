@@ -1,0 +1,13 @@
+"""jobs.reconcile: beat's safety net for lost messages and dead attempts."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from modelport.core import jobs
+from modelport.core.celery_app import RECONCILE_TASK
+
+
+@shared_task(name=RECONCILE_TASK, ignore_result=True, acks_late=False)
+def reconcile() -> dict[str, int]:
+    return jobs.reconcile()
