@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from modelport.api import auth, errors, generate, health, jobs
 
     errors.register(app)
+    auth.install(app)
     for blueprint in (health.bp, generate.bp, jobs.bp):
-        auth.protect(blueprint, settings)
         app.register_blueprint(blueprint)
     return app

@@ -35,7 +35,7 @@ class GenerateOptionsIn(BaseModel):
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    modelUrl: str = Field(..., max_length=2000)
+    modelUrl: str  # parsed by modelref, which says what is accepted (1001)
     options: GenerateOptionsIn = Field(default_factory=GenerateOptionsIn)
 
 

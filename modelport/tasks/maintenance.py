@@ -11,3 +11,9 @@ from modelport.core.celery_app import RECONCILE_TASK
 @shared_task(name=RECONCILE_TASK, ignore_result=True, acks_late=False)
 def reconcile() -> dict[str, int]:
     return jobs.reconcile()
+
+
+@shared_task(name="jobs.ping")
+def ping() -> str:
+    """A no-op round trip: health checks and the Celery baseline in bench/generate.py."""
+    return "pong"

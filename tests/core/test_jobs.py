@@ -1,0 +1,117 @@
+"""Job transitions are conditional: one attempt owns a job, finished jobs never rerun."""
+
+import os
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from modelport.core import jobs
+from modelport.core.db import session_scope
+from modelport.core.models import Job, utcnow
+from tests.core.test_storage import database_url  # noqa: F401 - parametrized fixture
+from tests.fixtures.services import migrate, reset_process_state
+
+
+@pytest.fixture()
+def jobs_db(platform_env, database_url):  # noqa: F811
+    saved = os.environ["DB_PATH"]
+    os.environ["DB_PATH"] = database_url
+    reset_process_state()
+    migrate(database_url)
+    yield database_url
+    os.environ["DB_PATH"] = saved
+    reset_process_state()
+
+
+def make_job(kind="generate") -> str:
+    with session_scope() as session:
+        job = jobs.new_job(
+            session, kind=kind, task_name="generate.run", queue="default", params={"x": 1}
+        )
+        return job.id
+
+
+def load(job_id) -> Job:
+    with session_scope() as session:
+        return session.get(Job, job_id)
+
+
+def test_one_attempt_owns_a_job(jobs_db):
+    job_id = make_job()
+    first = jobs.claim(job_id)
+    assert first.outcome == "claimed" and first.job.attempts == 1
+    second = jobs.claim(job_id)
+    assert second.outcome == "busy" and 0 < second.retry_in <= 5
+    # only the owner's token can report or finish
+    assert not jobs.report_progress(job_id, "not-the-owner", 0.5, "x")
+    assert not jobs.succeed(job_id, "not-the-owner", {"r": 1})
+    assert jobs.report_progress(job_id, first.token, 0.5, "halfway")
+    assert jobs.heartbeat(job_id, first.token)
+    assert jobs.succeed(job_id, first.token, {"r": 1})
+    # a redelivered message after success does nothing
+    assert jobs.claim(job_id).outcome == "finished"
+    assert not jobs.succeed(job_id, first.token, {"r": 2})
+    row = load(job_id)
+    assert row.status == "succeeded" and row.result == {"r": 1} and row.attempts == 1
+    assert row.progress == 1.0 and row.finished_at is not None
+
+
+def test_expired_lease_lets_the_next_attempt_take_over(jobs_db):
+    job_id = make_job()
+    first = jobs.claim(job_id)
+    with session_scope() as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(1))
+        )
+    second = jobs.claim(job_id)
+    assert second.outcome == "claimed" and second.job.attempts == 2
+    # the first attempt lost ownership: it can neither renew nor finish
+    assert not jobs.heartbeat(job_id, first.token)
+    assert not jobs.succeed(job_id, first.token, {"late": True})
+    assert jobs.succeed(job_id, second.token, {"ok": True})
+    assert load(job_id).result == {"ok": True}
+
+
+def test_attempts_are_capped(jobs_db):
+    job_id = make_job(kind="benchmark")
+    for _ in range(3):
+        claim = jobs.claim(job_id)
+        assert claim.outcome == "claimed"
+        with session_scope() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
+    assert jobs.claim(job_id).outcome == "exhausted"
+    row = load(job_id)
+    assert row.status == "failed" and row.attempts == 3
+    assert row.error["code"] == 1004 and "3 times" in row.error["message"]
+
+
+def test_cancel_only_unfinished_jobs(jobs_db):
+    queued = make_job()
+    assert jobs.cancel(queued)
+    assert load(queued).status == "cancelled"
+    assert jobs.claim(queued).outcome == "finished"
+    assert not jobs.cancel(queued)
+
+
+def test_reconcile_requeues_lost_and_expired_jobs(jobs_db):
+    never_sent = make_job()
+    running = make_job()
+    claim = jobs.claim(running)
+    past = utcnow() - timedelta(seconds=30)
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == never_sent).values(created_at=past))
+        session.execute(update(Job).where(Job.id == running).values(lease_expires_at=past))
+    counts = jobs.reconcile()
+    assert counts == {"requeued": 1, "expired": 1, "failed": 0}
+    sent = load(never_sent)
+    assert sent.status == "queued" and sent.enqueues == 1 and sent.enqueued_at is not None
+    back = load(running)
+    assert back.status == "queued" and back.worker is None
+    assert not jobs.succeed(running, claim.token, {"late": True})
+    # nothing left to do on a second pass
+    assert jobs.reconcile() == {"requeued": 0, "expired": 0, "failed": 0}
