@@ -1,0 +1,131 @@
+"""POST /api/generate end to end: API -> Redis -> real Celery worker -> DB -> polling."""
+
+import json
+import time
+
+import pytest
+import yaml
+
+from modelport.core import cache
+from modelport.core.db import session_scope
+from modelport.core.models import Model
+from modelport.core.redis_client import get_redis
+
+FILES = {"Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md"}
+
+
+def poll(client, location, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(location).get_json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job did not finish: {body}")
+
+
+def test_generate_minilm_through_a_worker(client, worker, minilm):
+    resp = client.post(
+        "/api/generate",
+        json={"modelUrl": f"https://huggingface.co/{minilm.repo_id}", "options": {"batchSize": 4}},
+    )
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert resp.headers["Location"] == f"/api/jobs/{body['jobId']}" == body["links"]["self"]
+    assert body["status"] in ("queued", "running")
+
+    done = poll(client, resp.headers["Location"])
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 1 and done["progress"] == 1.0
+    result = done["result"]
+    assert set(result["files"]) == FILES
+    assert result["validation"]["status"] in ("passed", "warnings"), result["validation"]
+    assert result["validation"]["errors"] == []
+    manifest = yaml.safe_load(result["files"]["module.yaml"])
+    assert minilm.commit in json.dumps(manifest)
+    assert result["model"] == {
+        "id": minilm.repo_id,
+        "revision": minilm.commit,
+        "task": "sentence-similarity",
+        "source": "cache",
+    }
+
+    # model facts cached for an hour and the models row upserted
+    info = cache.get_model_info(minilm.repo_id)
+    assert info["pipeline_type"] == "sentence-similarity" and "tags" in info
+    assert 3500 < get_redis().ttl(f"model_info:{minilm.repo_id}") <= 3600
+    with session_scope() as session:
+        row = session.get(Model, minilm.repo_id)
+        assert row.revision == minilm.commit and row.library_name == "sentence-transformers"
+
+    # the same request is answered from files:{model_id} at once, with SPEC's body
+    again = client.post(
+        "/api/generate", json={"modelUrl": minilm.repo_id, "options": {"batchSize": 4}}
+    )
+    assert again.status_code == 200
+    assert again.get_json()["files"] == result["files"]
+    assert 0 < get_redis().ttl(f"files:{minilm.repo_id}") <= 3600
+
+    # other options never share that entry
+    other = client.post(
+        "/api/generate", json={"modelUrl": minilm.repo_id, "options": {"batchSize": 16}}
+    )
+    assert other.status_code == 202
+
+
+def test_wait_returns_spec_response(client, worker, tiny_models):
+    model = tiny_models["text-classification"]
+    resp = client.post(
+        "/api/generate?wait=60",
+        json={"modelUrl": f"hf://{model.repo_id}@main", "options": {"optimizationLevel": "none"}},
+    )
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert set(body) >= {"files", "validation"}
+    assert set(body["validation"]) >= {"status", "errors"}
+    assert "float32" in body["files"]["run_inference.py"]
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "text-classification",
+        "token-classification",
+        "question-answering",
+        "fill-mask",
+        "feature-extraction",
+        "text-generation",
+        "text2text-generation",
+        "zero-shot-classification",
+        "image-classification",
+    ],
+)
+def test_every_task_generates(client, worker, tiny_models, task):
+    model = tiny_models[task]
+    resp = client.post("/api/generate?wait=60", json={"modelUrl": model.repo_id})
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["model"]["task"] == task
+    assert body["validation"]["status"] != "failed", body["validation"]
+
+
+def test_unknown_model_fails_with_invalid_model(client, worker):
+    resp = client.post("/api/generate?wait=30", json={"modelUrl": "nobody-here/no-such-model"})
+    assert resp.status_code == 422
+    body = resp.get_json()
+    assert body["error"]["code"] == 1001
+    assert "nobody-here/no-such-model" in body["error"]["message"]
+    job = client.get(f"/api/jobs/{body['jobId']}").get_json()
+    assert job["status"] == "failed" and job["error"]["code"] == 1001
+    assert "result" not in job
+
+
+def test_memory_too_small_is_a_failed_validation(client, worker, minilm):
+    resp = client.post(
+        "/api/generate?wait=60",
+        json={"modelUrl": minilm.repo_id, "options": {"memory": "64Mi"}},
+    )
+    assert resp.status_code == 200
+    validation = resp.get_json()["validation"]
+    assert validation["status"] == "failed"
+    assert any("memory" in e.lower() for e in validation["errors"])
