@@ -88,7 +88,10 @@ def _from_url(raw: str) -> ModelRef:
     if parts.username or parts.password or "@" in parts.netloc:
         raise _fail("credentials in the URL are not accepted", raw)
     host = (parts.hostname or "").lower()
-    if host not in {endpoint.hostname, f"www.{endpoint.hostname}"} or port != endpoint.port:
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    if host not in {endpoint.hostname, f"www.{endpoint.hostname}"} or (port or default_port) != (
+        endpoint.port or default_port
+    ):
         raise _fail(f"host {host or '(none)'!r} is not the Hugging Face Hub", raw)
     if parts.query or parts.fragment:
         raise _fail("query strings and fragments are not accepted", raw)
@@ -107,6 +110,11 @@ def _from_url(raw: str) -> ModelRef:
 def _checked(repo_id: str, revision: str | None, raw: str) -> ModelRef:
     if not repo_id or not REPO_ID_RE.match(repo_id) or ".." in repo_id or "--" in repo_id:
         raise _fail("the repo id must look like <org>/<name> (letters, digits, '-', '_', '.')", raw)
+    # The Hub's own rules (huggingface_hub validate_repo_id) and its reserved namespaces.
+    if repo_id.endswith(".git"):
+        raise _fail("the repo id cannot end in '.git'", raw)
+    if repo_id.split("/")[0] in ("datasets", "spaces") and "/" in repo_id:
+        raise _fail("datasets and spaces are not models", raw)
     if revision is not None and (not REVISION_RE.match(revision) or ".." in revision):
         raise _fail(
             "the revision must be a branch, tag or commit (letters, digits, '-', '_', '.')", raw
