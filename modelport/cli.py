@@ -112,9 +112,12 @@ def run_dev(procfile: Path, *, flower: bool) -> int:
         if settings.ENABLE_GPU and gpu_present():
             names.append("worker_gpu")
         processes = parse_procfile(procfile.read_text()).processes
+        env = dict(os.environ)
+        # the Procfile's commands (gunicorn, celery) live beside this interpreter
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         manager = Manager()
         for name in names:
-            manager.add_process(name, processes[name], env=dict(os.environ), cwd=str(ROOT))
+            manager.add_process(name, processes[name], env=env, cwd=str(ROOT))
         print(
             f"modelport: API http://{settings.HOST}:{settings.PORT}/api/health"
             + (f"  Flower http://{settings.HOST}:{settings.FLOWER_PORT}/" if flower else "")
