@@ -6,10 +6,11 @@ import json
 import time
 from typing import TypeVar
 
-from flask import current_app, request
+from flask import current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from modelport.core import events
+from modelport.core import jobs as core_jobs
 from modelport.core.db import session_scope
 from modelport.core.errors import BadRequest, ValidationFailed
 from modelport.core.models import FINAL_STATUSES, Job
@@ -82,3 +83,25 @@ def wait_for_job(job_id: str, seconds: float) -> Job:
             pubsub.get_message(timeout=min(remaining, 1.0))  # any event: look again
     finally:
         pubsub.close()
+
+
+def job_response(job_id: str, wait: float):
+    """200 with the SPEC result when done within `wait`, else 202 pointing at the job."""
+    if wait > 0:
+        job = wait_for_job(job_id, wait)
+    else:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+    if job.status == "succeeded":
+        return jsonify(job.result), 200
+    if job.status == "failed":
+        body = {"error": job.error, "jobId": job.id}
+        response = jsonify(body)
+        # The model or options could not be used (4xx) vs. our own failure (5xx).
+        response.status_code = 422 if job.error.get("code") in (1001, 1003) else 500
+        return response
+    body = core_jobs.to_dict(job)
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["links"]["self"]
+    return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from modelport.api.common import parse_body, wait_for_job, wait_seconds
+from modelport.api.common import job_response, parse_body, wait_seconds
 from modelport.core import cache, jobs
 from modelport.core.celery_app import GENERATE_TASK
 from modelport.core.db import session_scope
@@ -62,25 +62,3 @@ def _check_limits(options, settings) -> None:
             f"{settings.MAX_MEMORY}",
             {"field": "options.memory", "max": settings.MAX_MEMORY},
         )
-
-
-def job_response(job_id: str, wait: float):
-    """200 with the SPEC result when done within `wait`, else 202 pointing at the job."""
-    if wait > 0:
-        job = wait_for_job(job_id, wait)
-    else:
-        with session_scope() as session:
-            job = session.get(jobs.Job, job_id)
-    if job.status == "succeeded":
-        return jsonify(job.result), 200
-    if job.status == "failed":
-        body = {"error": job.error, "jobId": job.id}
-        response = jsonify(body)
-        # The model or options could not be used (4xx) vs. our own failure (5xx).
-        response.status_code = 422 if job.error.get("code") in (1001, 1003) else 500
-        return response
-    body = jobs.to_dict(job)
-    response = jsonify(body)
-    response.status_code = 202
-    response.headers["Location"] = body["links"]["self"]
-    return response

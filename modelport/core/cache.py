@@ -73,3 +73,28 @@ def set_files(model_id: str, fingerprint: str, response: dict[str, Any]) -> None
         pipe.execute()
 
     _safe(write)
+
+
+def get_benchmark(model_id: str, batch_size: int, config_key: str) -> dict[str, Any] | None:
+    """One batch size's measurement, only for an identical configuration."""
+    raw = _safe(lambda: get_redis().hget(benchmark_key(model_id, batch_size), config_key))
+    if not raw:
+        return None
+    entry = json.loads(raw)
+    if time.time() - entry.get("cachedAt", 0) > BENCHMARK_TTL:
+        return None
+    return entry["row"]
+
+
+def set_benchmark(model_id: str, batch_size: int, config_key: str, row: dict[str, Any]) -> None:
+    """`benchmark:{model_id}:{batch_size}`: SPEC's throughput and latency, plus the details."""
+    body = json.dumps({"cachedAt": time.time(), "row": row})
+
+    def write():
+        key = benchmark_key(model_id, batch_size)
+        pipe = get_redis().pipeline()
+        pipe.hset(key, config_key, body)
+        pipe.expire(key, BENCHMARK_TTL)
+        pipe.execute()
+
+    _safe(write)

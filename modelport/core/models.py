@@ -75,6 +75,10 @@ class Metric(Base):
     memory_mb: Mapped[float] = mapped_column(Float, nullable=False)
     gpu_memory_mb: Mapped[float | None] = mapped_column(Float)
     cost_per_inference: Mapped[float] = mapped_column(Float, nullable=False)
+    # additive: "benchmark" or "deployment", the job that measured it, cpu/cuda
+    source: Mapped[str | None] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    device: Mapped[str | None] = mapped_column(String(16))
 
 
 class Event(Base):

@@ -53,3 +53,39 @@ def pydantic_details(exc) -> dict[str, Any]:
         msg = err["msg"].removeprefix("Value error, ")
         problems.append({"field": where, "problem": msg})
     return {"fields": problems}
+
+
+MAX_BATCH_SIZES = 16
+
+
+class BenchmarkRequest(BaseModel):
+    """SPEC's benchmark request plus optional fields with documented defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modelId: str  # a repo id or any accepted model URL; parsed by modelref (1001)
+    batchSizes: list[StrictInt] = Field([1, 8, 32], min_length=1, max_length=MAX_BATCH_SIZES)
+    iterations: StrictInt = Field(30, ge=1, le=10_000)
+    warmup: StrictInt = Field(5, ge=0, le=1_000)
+    sequenceLength: StrictInt = Field(128, ge=1, le=8192)
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    optimizationLevel: Literal["none", "standard", "aggressive"] = "standard"
+    latencySloMs: float | None = Field(None, gt=0, le=3_600_000)
+    maxNewTokens: StrictInt = Field(16, ge=1, le=512)
+
+    @field_validator("batchSizes")
+    @classmethod
+    def _batch_sizes(cls, value: list[int]) -> list[int]:
+        for size in value:
+            if not 1 <= size <= 1024:
+                raise ValueError(f"each batch size must be between 1 and 1024 (got {size})")
+        if len(set(value)) != len(value):
+            raise ValueError("batch sizes must not repeat")
+        return value
+
+
+def benchmark_config_key(revision: str, params: dict[str, Any]) -> str:
+    """What makes two measurements comparable: all but the batch sizes and the SLO."""
+    measured = ("iterations", "warmup", "sequenceLength", "device", "optimizationLevel",
+                "maxNewTokens")  # fmt: skip
+    return fingerprint({"revision": revision, **{k: params[k] for k in measured}})

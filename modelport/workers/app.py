@@ -16,6 +16,8 @@ from modelport.core.db import dispose_engines
 from modelport.core.redis_client import reset_redis
 
 app = get_celery()
+# Registering the tasks is importing them (they are @shared_task, named).
+import modelport.tasks.benchmark  # noqa: E402
 import modelport.tasks.generate  # noqa: E402
 import modelport.tasks.maintenance  # noqa: E402,F401
 

@@ -1,0 +1,159 @@
+"""POST /api/benchmark end to end on a real CPU worker with real weights."""
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from modelport.core.db import session_scope
+from modelport.core.models import Event, Metric
+from modelport.core.redis_client import get_redis
+from tests.api.test_api_basics import assert_spec_error
+
+
+def run(client, body, timeout=240):
+    resp = client.post("/api/benchmark", json=body)
+    assert resp.status_code == 202, resp.get_json()
+    location = resp.headers["Location"]
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(location).get_json()
+        if job["status"] == "running":
+            seen.append((job["progress"], job["stage"]))
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job, seen
+        time.sleep(0.05)
+    raise AssertionError(f"benchmark did not finish: {job}")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"batchSizes": []}, "batchSizes"),
+        ({"batchSizes": list(range(1, 18))}, "batchSizes"),
+        ({"batchSizes": [0]}, "batchSizes"),
+        ({"batchSizes": [2048]}, "batchSizes"),
+        ({"batchSizes": [8, 8]}, "batchSizes"),
+        ({"batchSizes": ["8"]}, "batchSizes.0"),
+        ({"iterations": 0}, "iterations"),
+        ({"iterations": 10**9}, "iterations"),
+        ({"warmup": -1}, "warmup"),
+        ({"sequenceLength": 0}, "sequenceLength"),
+        ({"device": "tpu"}, "device"),
+        ({"latencySloMs": -5}, "latencySloMs"),
+        ({"maxNewTokens": 100000}, "maxNewTokens"),
+        ({"optimizationLevel": "ludicrous"}, "optimizationLevel"),
+        ({"shell": "$(reboot)"}, "shell"),
+    ],
+)
+def test_bad_benchmark_requests(client, body, field):
+    resp = client.post("/api/benchmark", json={"modelId": "org/model", **body})
+    err = assert_spec_error(resp, 400, 1003)
+    assert err["details"]["fields"][0]["field"] == field
+
+
+@pytest.mark.parametrize("model_id", ["https://evil.example/a/b", "a/b; rm -rf /", "x" * 400])
+def test_hostile_model_ids(client, model_id):
+    assert_spec_error(client.post("/api/benchmark", json={"modelId": model_id}), 400, 1001)
+
+
+def test_gpu_refused_when_disabled(client, app):
+    app.config["MODELPORT"] = app.config["MODELPORT"].model_copy(update={"ENABLE_GPU": False})
+    err = assert_spec_error(
+        client.post("/api/benchmark", json={"modelId": "org/m", "device": "gpu"}), 400, 1003
+    )
+    assert "ENABLE_GPU" in err["message"]
+
+
+def test_auto_picks_cpu_without_gpu_workers(client, worker, minilm):
+    resp = client.post(
+        "/api/benchmark",
+        json={"modelId": minilm.repo_id, "batchSizes": [1], "iterations": 2, "warmup": 0,
+              "sequenceLength": 8},
+    )  # fmt: skip
+    job = client.get(resp.headers["Location"]).get_json()
+    assert job["queue"] == "cpu"
+
+
+def test_unknown_model_fails_with_1001(client, worker):
+    resp = client.post("/api/benchmark?wait=60", json={"modelId": "nobody/nothing-here"})
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["code"] == 1001
+
+
+def count(model, model_id, **where):
+    with session_scope() as session:
+        query = select(func.count()).select_from(model).where(model.model_id == model_id)
+        for column, value in where.items():
+            query = query.where(getattr(model, column) == value)
+        return session.scalar(query)
+
+
+def test_minilm_sweep_records_caches_and_reuses(client, worker, minilm):
+    body = {
+        "modelId": minilm.repo_id,
+        "batchSizes": [4, 1],
+        "iterations": 6,
+        "warmup": 1,
+        "sequenceLength": 32,
+        "latencySloMs": 10_000,
+    }
+    before = count(Metric, minilm.repo_id, source="benchmark")
+    job, seen = run(client, body)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    # SPEC's shape, aligned with batchSizes as requested
+    assert set(result) >= {"results", "analysis"}
+    for name in ("throughput", "latency", "memory_usage", "cost_per_inference"):
+        values = result["results"][name]
+        assert len(values) == 2 and all(isinstance(v, float) and v > 0 for v in values), name
+    details = result["details"]
+    assert [d["batchSize"] for d in details] == [4, 1]
+    assert result["results"]["throughput"][0] == details[0]["throughput"]
+    for d in details:
+        lat = d["latencyMs"]
+        assert lat["p50"] <= lat["p95"] <= lat["p99"] and d["iterations"] == 6
+    assert result["analysis"]["optimal_batch_size"] in (1, 4)
+    recs = result["analysis"]["resource_recommendations"]
+    assert recs and all(isinstance(r, str) for r in recs)
+    assert any(ch.isdigit() for ch in " ".join(recs))
+    assert result["device"]["type"] == "cpu"
+    # progress was visible while it ran, and only moved forward
+    fractions = [p for p, _ in seen]
+    assert fractions == sorted(fractions)
+    assert any("batch" in (stage or "") for _, stage in seen), seen
+
+    # one metrics row per batch size, an events row, cache entries for 30 minutes
+    assert count(Metric, minilm.repo_id, source="benchmark") == before + 2
+    assert count(Event, minilm.repo_id, event_type="benchmark_completed") >= 1
+    ttl = get_redis().ttl(f"benchmark:{minilm.repo_id}:4")
+    assert 0 < ttl <= 1800
+
+    # an identical configuration is answered from the cache, measuring nothing
+    again, _ = run(client, body)
+    assert again["result"]["reusedBatchSizes"] == [1, 4]
+    assert again["result"]["results"]["throughput"] == result["results"]["throughput"]
+    assert count(Metric, minilm.repo_id, source="benchmark") == before + 2
+    # a different configuration is measured again
+    other, _ = run(client, {**body, "batchSizes": [1], "iterations": 3})
+    assert other["result"]["reusedBatchSizes"] == []
+    assert count(Metric, minilm.repo_id, source="benchmark") == before + 3
+
+
+def test_generative_model_reports_ttft_and_decode_rate(client, worker, tiny_models):
+    model = tiny_models["text-generation"]
+    job, _ = run(
+        client,
+        {
+            "modelId": model.repo_id,
+            "batchSizes": [1, 2],
+            "iterations": 2,
+            "warmup": 1,
+            "sequenceLength": 16,
+            "maxNewTokens": 4,
+        },
+    )
+    assert job["status"] == "succeeded", job
+    for detail in job["result"]["details"]:
+        assert detail["ttftMs"] > 0 and detail["decodeTokensPerS"] > 0
