@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Platform, summary  # noqa: E402
+from _harness import Platform, summary
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -25,6 +24,11 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
+try:  # huggingface_hub 2.x speaks httpx2, 1.x httpx
+    from httpx2 import TransportError
+except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+    from httpx import TransportError
 
 from modelport.core.errors import GatedModel, InvalidModel, ModelNotFound
 from modelport.core.modelref import ModelRef
@@ -130,7 +134,7 @@ def _translated(ref: ModelRef, endpoint: str, token: str | None) -> Iterator[Non
             "<org>/<name> spelling; for a private model, set HF_TOKEN to a token with read access.",
             details,
         ) from exc
-    except (httpx2.TransportError, OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
+    except (TransportError, OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
         raise HubUnreachable(_short(exc)) from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
