@@ -61,8 +61,14 @@ def plain_loop(repo_id: str, batch_size: int, seq: int, iterations: int, warmup:
 
     tok = AutoTokenizer.from_pretrained(repo_id)
     model = AutoModel.from_pretrained(repo_id, dtype=dtype).to("cuda").eval()
-    batch = tok(["the quick brown fox jumps over the lazy dog " * 40] * batch_size,
-                padding="max_length", truncation=True, max_length=seq, return_tensors="pt")  # fmt: skip
+    text = "the quick brown fox jumps over the lazy dog " * 40
+    batch = tok(
+        [text] * batch_size,
+        padding="max_length",
+        truncation=True,
+        max_length=seq,
+        return_tensors="pt",
+    )
     batch = {k: v.to("cuda") for k, v in batch.items()}
     with torch.inference_mode():
         for _ in range(warmup):
@@ -151,8 +157,8 @@ def main() -> int:
             ["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"],
             capture_output=True, text=True, check=False,
         ).stdout.split()  # fmt: skip
-        print(f"\nGPU processes: {apps}; worker parent pid {worker.pid} "
-              f"{'holds NO CUDA context (good)' if str(worker.pid) not in apps else 'HOLDS CUDA'}")  # fmt: skip
+        verdict = "HOLDS CUDA" if str(worker.pid) in apps else "holds NO CUDA context (good)"
+        print(f"\nGPU processes: {apps}; worker parent pid {worker.pid} {verdict}")
 
         import torch
 
