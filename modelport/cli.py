@@ -108,7 +108,7 @@ def run_dev(procfile: Path, *, flower: bool) -> int:
         from modelport.packaging.demo import install_demo_model
 
         install_demo_model()
-        names = ["web", "worker", "beat"] + (["flower"] if flower else [])
+        names = ["web", "worker", "worker_cpu", "beat"] + (["flower"] if flower else [])
         if settings.ENABLE_GPU and gpu_present():
             names.append("worker_gpu")
         processes = parse_procfile(procfile.read_text()).processes
