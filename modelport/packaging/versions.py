@@ -1,0 +1,66 @@
+"""Pinned versions a bundle names: the ones installed and tested here, and the base images.
+
+Bundles pin the direct runtime dependencies of run_inference.py; pip resolves the rest within
+what these pins allow. The versions equal the ones this project's own environment runs, so
+the bundle's code is tested against exactly what its requirements.txt installs.
+"""
+
+from __future__ import annotations
+
+PYTHON_VERSION = "3.11"
+# Debian-slim CPython image, pinned by full tag (hadolint DL3006/DL3007).
+PYTHON_IMAGE = "python:3.11.7-slim-bookworm"
+
+TORCH_VERSION = "2.13.0"
+# CPU bundles take torch's CPU-only wheel (about 200 MB instead of several GB of CUDA
+# libraries) from PyTorch's own index; GPU bundles take the default PyPI wheel, which brings
+# its CUDA runtime as nvidia-* wheels, so the CUDA user-space always matches the torch pin and
+# only a recent NVIDIA driver is needed on the host.
+TORCH_CPU_LOCAL = "cpu"
+TORCH_CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
+
+# Direct runtime dependencies of every run_inference.py (distribution name -> version).
+RUNTIME_PINS: dict[str, str] = {
+    "transformers": "5.24.0",
+    "tokenizers": "0.23.3",
+    "safetensors": "0.8.0",
+    "huggingface_hub": "2.4.0",
+    "numpy": "2.4.6",
+    "prometheus_client": "0.26.0",
+}
+
+SENTENCE_TRANSFORMERS_PIN = ("sentence-transformers", "6.2.0")
+PILLOW_PIN = ("pillow", "13.0.0")
+# Seq2seq checkpoints such as Helsinki-NLP/opus-mt-* ship only a SentencePiece model and no
+# tokenizer.json; their slow tokenizer needs this. Not installed in modelport's own
+# environment (the test models have fast tokenizers): the one pin not exercised by tests.
+SENTENCEPIECE_PIN = ("sentencepiece", "0.2.3")
+UNTESTED_PINS = frozenset({SENTENCEPIECE_PIN[0]})
+
+_SEQ2SEQ_TASKS = frozenset({"text2text-generation", "summarization", "translation"})
+_EMBEDDING_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
+_IMAGE_TASKS = frozenset({"image-classification"})
+
+
+def torch_pin(gpu: bool) -> str:
+    """The torch version string for requirements.txt (CPU builds carry the +cpu local tag)."""
+    return TORCH_VERSION if gpu else f"{TORCH_VERSION}+{TORCH_CPU_LOCAL}"
+
+
+def task_extras(task: str, *, sentence_transformers: bool) -> list[tuple[str, str]]:
+    """Extra (name, version) pins a task needs beyond the common runtime."""
+    extras: list[tuple[str, str]] = []
+    if task in _EMBEDDING_TASKS and sentence_transformers:
+        extras.append(SENTENCE_TRANSFORMERS_PIN)
+    if task in _IMAGE_TASKS:
+        extras.append(PILLOW_PIN)
+    if task in _SEQ2SEQ_TASKS:
+        extras.append(SENTENCEPIECE_PIN)
+    return extras
+
+
+def requirements(task: str, *, gpu: bool, sentence_transformers: bool) -> list[tuple[str, str]]:
+    """Every (name, version) a bundle pins, sorted by name (torch included)."""
+    pins = {"torch": torch_pin(gpu), **RUNTIME_PINS}
+    pins.update(task_extras(task, sentence_transformers=sentence_transformers))
+    return sorted(pins.items(), key=lambda item: item[0].lower())
