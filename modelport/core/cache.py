@@ -53,48 +53,42 @@ def set_model_info(model_id: str, info: dict[str, Any]) -> None:
     _safe(lambda: get_redis().set(model_info_key(model_id), body, ex=MODEL_INFO_TTL))
 
 
-def get_files(model_id: str, fingerprint: str) -> dict[str, Any] | None:
-    raw = _safe(lambda: get_redis().hget(files_key(model_id), fingerprint))
+def _get_entry(key: str, field: str, ttl: int) -> dict[str, Any] | None:
+    """A hash field written by `_set_entry`, or None once it is older than `ttl`."""
+    raw = _safe(lambda: get_redis().hget(key, field))
     if not raw:
         return None
     entry = json.loads(raw)
-    if time.time() - entry.get("cachedAt", 0) > FILES_TTL:
+    if time.time() - entry.get("cachedAt", 0) > ttl:
         return None
-    return entry["response"]
+    return entry["value"]
 
 
-def set_files(model_id: str, fingerprint: str, response: dict[str, Any]) -> None:
-    body = json.dumps({"cachedAt": time.time(), "response": response})
+def _set_entry(key: str, field: str, value: dict[str, Any], ttl: int) -> None:
+    body = json.dumps({"cachedAt": time.time(), "value": value})
 
     def write():
         pipe = get_redis().pipeline()
-        pipe.hset(files_key(model_id), fingerprint, body)
-        pipe.expire(files_key(model_id), FILES_TTL)
+        pipe.hset(key, field, body)
+        pipe.expire(key, ttl)
         pipe.execute()
 
     _safe(write)
+
+
+def get_files(model_id: str, fingerprint: str) -> dict[str, Any] | None:
+    return _get_entry(files_key(model_id), fingerprint, FILES_TTL)
+
+
+def set_files(model_id: str, fingerprint: str, response: dict[str, Any]) -> None:
+    _set_entry(files_key(model_id), fingerprint, response, FILES_TTL)
 
 
 def get_benchmark(model_id: str, batch_size: int, config_key: str) -> dict[str, Any] | None:
     """One batch size's measurement, only for an identical configuration."""
-    raw = _safe(lambda: get_redis().hget(benchmark_key(model_id, batch_size), config_key))
-    if not raw:
-        return None
-    entry = json.loads(raw)
-    if time.time() - entry.get("cachedAt", 0) > BENCHMARK_TTL:
-        return None
-    return entry["row"]
+    return _get_entry(benchmark_key(model_id, batch_size), config_key, BENCHMARK_TTL)
 
 
 def set_benchmark(model_id: str, batch_size: int, config_key: str, row: dict[str, Any]) -> None:
     """`benchmark:{model_id}:{batch_size}`: SPEC's throughput and latency, plus the details."""
-    body = json.dumps({"cachedAt": time.time(), "row": row})
-
-    def write():
-        key = benchmark_key(model_id, batch_size)
-        pipe = get_redis().pipeline()
-        pipe.hset(key, config_key, body)
-        pipe.expire(key, BENCHMARK_TTL)
-        pipe.execute()
-
-    _safe(write)
+    _set_entry(benchmark_key(model_id, batch_size), config_key, row, BENCHMARK_TTL)
