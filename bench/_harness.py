@@ -55,6 +55,7 @@ class Platform:
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "modelport.workers.app", "worker",
                  "--queues", worker_queues, "--concurrency", "1", "--loglevel", "WARNING",
+                 "--pool", os.environ.get("BENCH_POOL", "prefork"),
                  "--without-gossip", "--without-mingle"],
                 env=self.env, cwd=ROOT, stdout=log, stderr=log,
             )
@@ -68,14 +69,14 @@ class Platform:
             )
         )  # fmt: skip
         self.base = f"http://127.0.0.1:{self.api_port}"
-        self._wait_ready()
+        self._wait_ready(worker_queues.split(",")[0])
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, queue: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 health = requests.get(f"{self.base}/api/health", timeout=3).json()
-                if health["queues"]["default"] >= 1:
+                if health["queues"][queue] >= 1:
                     return
             except (requests.RequestException, ValueError, KeyError):
                 pass

@@ -1,0 +1,11 @@
+"""Benchmarks: measured throughput, latency, memory and cost per batch size, with advice.
+
+Importing this package is light (no torch): `run_benchmark` imports torch when it runs, in
+the worker. The API process may use `BenchmarkConfig`, `BenchmarkReport` and `analysis`.
+"""
+
+from modelport.benchmarking.config import BenchmarkConfig
+from modelport.benchmarking.report import BatchResult, BenchmarkReport, LatencyStats
+from modelport.benchmarking.runner import run_benchmark
+
+__all__ = ["BatchResult", "BenchmarkConfig", "BenchmarkReport", "LatencyStats", "run_benchmark"]

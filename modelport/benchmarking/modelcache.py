@@ -1,0 +1,280 @@
+"""Loaded models kept between benchmark jobs in a worker, LRU-bounded by a byte budget.
+
+A model is loaded the way the generated run_inference.py loads it for the same optimization
+level (`packaging.options.optimization_settings`): the same Auto class (or SentenceTransformer
+for sentence-transformers repos), dtype (reduced precision on GPU only), attention kernel with
+the same fallback, dynamic int8 Linear layers on CPU and torch.compile on GPU for
+"aggressive". Keys are (repo_id, revision, task, device, level). The budget is
+MODELPORT_MODEL_CACHE_BYTES, else half of MAX_MEMORY; entries are sized by their weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.packaging.facts import ModelFacts
+from modelport.packaging.options import OptimizationSettings, optimization_settings
+
+log = logging.getLogger(__name__)
+
+AUTO_CLASSES = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "zero-shot-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "fill-mask": "AutoModelForMaskedLM",
+    "feature-extraction": "AutoModel",
+    "sentence-similarity": "AutoModel",
+    "text-generation": "AutoModelForCausalLM",
+    "text2text-generation": "AutoModelForSeq2SeqLM",
+    "summarization": "AutoModelForSeq2SeqLM",
+    "translation": "AutoModelForSeq2SeqLM",
+    "image-classification": "AutoModelForImageClassification",
+}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+IGNORED_PATTERNS = [
+    "*.onnx", "*.onnx_data", "onnx/*", "openvino/*", "*.h5", "*.msgpack",
+    "*.ot", "*.tflite", "*.gguf", "tf_model*", "flax_model*", "rust_model*",
+]  # fmt: skip
+
+Key = tuple[str, str, str, str, str]
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a torch module: SentenceTransformer or a transformers model
+    processor: Any  # tokenizer or image processor
+    task: str
+    kind: str  # "sentence-transformers", "encoder", "causal", "seq2seq" or "image"
+    device: str
+    settings: OptimizationSettings
+    applied: dict[str, Any] = field(default_factory=dict)  # what was actually applied
+    nbytes: int = 0
+    eager_forward: Any = None  # the forward before torch.compile, for FLOP counting
+
+    @property
+    def generative(self) -> bool:
+        return self.kind in ("causal", "seq2seq")
+
+    @contextlib.contextmanager
+    def eager(self) -> Iterator[None]:
+        """Run the uncompiled forward inside (FlopCounterMode does not see through compile)."""
+        if self.eager_forward is None:
+            yield
+            return
+        compiled = self.model.forward
+        self.model.forward = self.eager_forward
+        try:
+            yield
+        finally:
+            self.model.forward = compiled
+
+
+class ModelCache:
+    def __init__(self, budget_bytes: int, loader: Callable[..., LoadedModel] | None = None):
+        self.budget_bytes = budget_bytes
+        self.loader = loader or load_model
+        self.loads = 0
+        self.evictions = 0
+        self._entries: OrderedDict[Key, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.nbytes for entry in self._entries.values())
+
+    def cached_keys(self) -> list[Key]:
+        """Keys from least to most recently used."""
+        return list(self._entries)
+
+    def get(self, facts: ModelFacts, device: str, level: str) -> LoadedModel:
+        key = (facts.repo_id, facts.revision, facts.task, device, level)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            self._make_room(
+                estimate_bytes(facts, optimization_settings(level, gpu=device == "cuda"))
+            )
+            loaded = self.loader(facts, device, level)
+            self.loads += 1
+            self._entries[key] = loaded
+            self._make_room(0, keep=key)
+            return loaded
+
+    def _make_room(self, incoming: int, keep: Key | None = None) -> None:
+        """Evict least recently used entries until `incoming` more bytes fit (never `keep`)."""
+        while self._entries and self.total_bytes + incoming > self.budget_bytes:
+            victim = next(iter(self._entries))
+            if victim == keep:
+                break
+            self._entries.pop(victim)
+            self.evictions += 1
+            log.info("model cache: evicted %s", victim)
+            _release_memory()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            _release_memory()
+
+
+_DEFAULT: ModelCache | None = None
+
+
+def default_cache() -> ModelCache:
+    global _DEFAULT
+    if _DEFAULT is None:
+        budget = os.environ.get("MODELPORT_MODEL_CACHE_BYTES")
+        if budget:
+            size = int(budget)
+        else:
+            from modelport.core.settings import get_settings
+
+            size = get_settings().max_memory_bytes // 2
+        _DEFAULT = ModelCache(size)
+    return _DEFAULT
+
+
+def get_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
+    """The loaded model from the worker's cache, loading (and evicting) when needed."""
+    return default_cache().get(facts, device, level)
+
+
+def estimate_bytes(facts: ModelFacts, settings: OptimizationSettings) -> int:
+    """Resident weight bytes before loading: parameters x dtype (int8 Linear when quantized)."""
+    from modelport.packaging.memory import model_shape, parameters_from_config
+
+    params = facts.parameters or parameters_from_config(model_shape(facts.config or {}, facts.task))
+    per = 1 if settings.quantization == "dynamic-int8" else DTYPE_BYTES[settings.dtype]
+    return int((params or 0) * per)
+
+
+def model_path(facts: ModelFacts) -> str:
+    """The snapshot folder of the pinned revision, downloading it unless offline."""
+    if facts.local_path and os.path.isdir(facts.local_path):
+        return facts.local_path
+    from huggingface_hub import snapshot_download
+
+    from modelport.packaging.facts import offline_from_env
+
+    try:
+        return snapshot_download(facts.repo_id, revision=facts.revision, local_files_only=True)
+    except Exception:
+        if offline_from_env():
+            raise
+    return snapshot_download(
+        facts.repo_id, revision=facts.revision, ignore_patterns=IGNORED_PATTERNS
+    )
+
+
+def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
+    import torch
+    import transformers
+
+    from modelport.packaging.bundle import uses_sentence_transformers
+
+    settings = optimization_settings(level, gpu=device == "cuda")
+    dtype = getattr(torch, settings.dtype if device == "cuda" else "float32")
+    applied: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."), "device": device}
+    path = model_path(facts)
+    task = facts.task
+    st = task in ("feature-extraction", "sentence-similarity") and uses_sentence_transformers(facts)
+
+    def with_attention(load: Callable[..., Any]) -> Any:
+        try:
+            result = load(attn_implementation=settings.attention)
+            applied["attention"] = settings.attention
+        except (ValueError, ImportError, TypeError, NotImplementedError) as exc:
+            log.warning("attention %r not available (%s): model default", settings.attention, exc)
+            result, applied["attention"] = load(), "default"
+        return result
+
+    if st:
+        from sentence_transformers import SentenceTransformer
+
+        model = with_attention(
+            lambda **kw: SentenceTransformer(
+                path, device=device, local_files_only=True, model_kwargs={"dtype": dtype, **kw}
+            )
+        )
+        processor, kind = model.tokenizer, "sentence-transformers"
+    else:
+        auto = getattr(transformers, AUTO_CLASSES[task])
+        model = with_attention(lambda **kw: auto.from_pretrained(path, dtype=dtype, **kw))
+        model = model.to(device)
+        if task == "image-classification":
+            processor, kind = transformers.AutoImageProcessor.from_pretrained(path), "image"
+        else:
+            processor = transformers.AutoTokenizer.from_pretrained(path)
+            kind = {"AutoModelForCausalLM": "causal", "AutoModelForSeq2SeqLM": "seq2seq"}.get(
+                AUTO_CLASSES[task], "encoder"
+            )
+        if getattr(processor, "pad_token", "") is None and processor.eos_token is not None:
+            processor.pad_token = processor.eos_token  # as run_inference.py does for GPT-2 & co
+    model.eval()
+    loaded = LoadedModel(model, processor, task, kind, device, settings, applied)
+    _optimize(loaded)
+    loaded.nbytes = module_bytes(model)
+    return loaded
+
+
+def _optimize(loaded: LoadedModel) -> None:
+    import torch
+
+    model, settings = loaded.model, loaded.settings
+    loaded.applied.update(quantization="none", compile=False)
+    if settings.quantization == "dynamic-int8" and loaded.device == "cpu":
+        try:
+            with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
+                warnings.simplefilter("ignore")
+                from torch.ao.quantization import quantize_dynamic
+
+                quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            loaded.applied["quantization"] = "dynamic-int8"
+        except Exception as exc:  # as run_inference.py: measure what it would then serve
+            log.warning("dynamic int8 quantization failed (%s): running unquantized", exc)
+    if settings.compile and loaded.device == "cuda":
+        loaded.eager_forward = model.forward
+        model.forward = torch.compile(model.forward, dynamic=True)
+        loaded.applied["compile"] = True
+
+
+def module_bytes(model: Any) -> int:
+    """Bytes of every tensor in the state dict (packed int8 weights included; tied weights once)."""
+    import torch
+
+    tensors: list[torch.Tensor] = []
+    for value in model.state_dict(keep_vars=False).values():
+        if isinstance(value, torch.Tensor):
+            tensors.append(value)
+        elif isinstance(value, tuple):  # packed quantized params: (weight, bias)
+            tensors.extend(v for v in value if isinstance(v, torch.Tensor))
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for tensor in tensors:
+        key = (tensor.data_ptr(), tensor.numel())
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
