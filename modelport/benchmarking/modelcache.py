@@ -21,25 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.packaging.catalog import AUTO_CLASSES
 from modelport.packaging.facts import ModelFacts
 from modelport.packaging.options import OptimizationSettings, optimization_settings
 
 log = logging.getLogger(__name__)
 
-AUTO_CLASSES = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "zero-shot-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "fill-mask": "AutoModelForMaskedLM",
-    "feature-extraction": "AutoModel",
-    "sentence-similarity": "AutoModel",
-    "text-generation": "AutoModelForCausalLM",
-    "text2text-generation": "AutoModelForSeq2SeqLM",
-    "summarization": "AutoModelForSeq2SeqLM",
-    "translation": "AutoModelForSeq2SeqLM",
-    "image-classification": "AutoModelForImageClassification",
-}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 IGNORED_PATTERNS = [
     "*.onnx", "*.onnx_data", "onnx/*", "openvino/*", "*.h5", "*.msgpack",

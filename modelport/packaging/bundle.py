@@ -25,7 +25,7 @@ from modelport import __version__
 from modelport.core.errors import UnsupportedModel
 from modelport.core.quantity import format_memory
 from modelport.packaging import versions
-from modelport.packaging.catalog import SUPPORTED_TASKS
+from modelport.packaging.catalog import GENERATIVE_TASKS, SUPPORTED_TASKS
 from modelport.packaging.facts import ModelFacts
 from modelport.packaging.memory import MemoryEstimate, estimate_memory
 from modelport.packaging.options import OPTIMIZATION_LEVELS, GenerateOptions
@@ -40,9 +40,6 @@ MAX_NEW_TOKENS_CAP = 512
 DEFAULT_MAX_NEW_TOKENS = 64
 MiB = 2**20
 
-GENERATION_TASKS = frozenset(
-    {"text-generation", "text2text-generation", "summarization", "translation"}
-)
 SEQ2SEQ_OUTPUT_KEYS = {
     "text2text-generation": "generated_text",
     "summarization": "summary_text",
@@ -250,7 +247,7 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "revision": facts.revision,
         "task": facts.task,
         "kind": kind,
-        "generates": facts.task in GENERATION_TASKS,
+        "generates": facts.task in GENERATIVE_TASKS,
         "output_key": SEQ2SEQ_OUTPUT_KEYS.get(facts.task),
         "sentence_transformers": sentence_transformers,
         "loader": "sentence-transformers" if sentence_transformers else SUPPORTED_TASKS[facts.task],

@@ -19,6 +19,27 @@ SUPPORTED_TASKS: dict[str, str] = {
     "image-classification": "pipeline",
 }
 
+# Tasks whose models generate tokens (output length is a parameter; timed per token).
+GENERATIVE_TASKS = frozenset(
+    {"text-generation", "text2text-generation", "summarization", "translation"}
+)
+
+# The transformers Auto class that loads each task's model (bundle and benchmark alike).
+AUTO_CLASSES: dict[str, str] = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "zero-shot-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "fill-mask": "AutoModelForMaskedLM",
+    "feature-extraction": "AutoModel",
+    "sentence-similarity": "AutoModel",
+    "text-generation": "AutoModelForCausalLM",
+    "text2text-generation": "AutoModelForSeq2SeqLM",
+    "summarization": "AutoModelForSeq2SeqLM",
+    "translation": "AutoModelForSeq2SeqLM",
+    "image-classification": "AutoModelForImageClassification",
+}
+
 # Hub pipeline tags that are the same task under another name.
 TASK_ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.core.quantity import format_memory
+from modelport.packaging.catalog import GENERATIVE_TASKS
 from modelport.packaging.facts import ModelFacts
 from modelport.packaging.options import GenerateOptions
 
@@ -29,9 +30,6 @@ RECOMMENDED_MARGIN = 1.2
 ROUND_TO = 64 * MiB
 ENCODER_SEQ_LEN = 512
 GENERATION_SEQ_LEN = 1024
-GENERATION_TASKS = frozenset(
-    {"text-generation", "text2text-generation", "summarization", "translation"}
-)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
@@ -103,7 +101,7 @@ def model_shape(config: dict[str, Any], task: str) -> dict[str, int | None]:
     patch = _first_int(config, "patch_size")
     if image and patch:
         seq = (image // patch) ** 2 + 1
-    elif task in GENERATION_TASKS:
+    elif task in GENERATIVE_TASKS:
         seq = min(max_pos or GENERATION_SEQ_LEN, GENERATION_SEQ_LEN)
     else:
         seq = min(max_pos or ENCODER_SEQ_LEN, ENCODER_SEQ_LEN)
@@ -155,7 +153,7 @@ def estimate_memory(facts: ModelFacts, options: GenerateOptions) -> MemoryEstima
     hidden = shape["hidden"] or 0
     layers = shape["layers"] or 0
     seq = shape["seq"] or ENCODER_SEQ_LEN
-    factor = ACTIVATION_FACTOR + (KV_CACHE_FACTOR if facts.task in GENERATION_TASKS else 0)
+    factor = ACTIVATION_FACTOR + (KV_CACHE_FACTOR if facts.task in GENERATIVE_TASKS else 0)
     activations = options.batch_size * seq * hidden * layers * dtype_bytes * factor
     if settings.attention == "eager" and shape["heads"]:
         # eager attention materialises one layer's score matrix (scores + softmax)
