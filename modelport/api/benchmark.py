@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, jsonify
 
 from modelport.api.common import job_response, parse_body, wait_seconds
 from modelport.core import jobs
@@ -38,6 +38,11 @@ def benchmark():
         "maxNewTokens": req.maxNewTokens,
     }
     params["configKey"] = benchmark_config_key(ref.revision_or_default, params)
+    from modelport.benchmarking.cached import cached_answer
+
+    cached = cached_answer(params, settings)
+    if cached is not None:
+        return jsonify(cached), 200
     queue = "gpu" if device == "cuda" else "cpu"
     with session_scope() as session:
         job = jobs.new_job(

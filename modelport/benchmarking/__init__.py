@@ -6,6 +6,14 @@ the worker. The API process may use `BenchmarkConfig`, `BenchmarkReport` and `an
 
 from modelport.benchmarking.config import BenchmarkConfig
 from modelport.benchmarking.report import BatchResult, BenchmarkReport, LatencyStats
-from modelport.benchmarking.runner import run_benchmark
 
 __all__ = ["BatchResult", "BenchmarkConfig", "BenchmarkReport", "LatencyStats", "run_benchmark"]
+
+
+def __getattr__(name: str):
+    # The runner (and through it the worker-side modules) loads only when asked for.
+    if name == "run_benchmark":
+        from modelport.benchmarking.runner import run_benchmark
+
+        return run_benchmark
+    raise AttributeError(name)

@@ -11,14 +11,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
-
-from modelport.benchmarking.config import BenchmarkConfig
+from modelport.benchmarking.cached import assemble, cached_rows, config_from
 from modelport.benchmarking.report import BatchResult, BenchmarkReport
 from modelport.core import cache
-from modelport.core.db import session_scope
 from modelport.core.modelref import ModelRef
-from modelport.core.models import Metric
 from modelport.core.records import add_event, add_metrics
 from modelport.core.registry import upsert_model
 from modelport.core.schemas import benchmark_config_key
@@ -48,26 +44,10 @@ def benchmark_model(
     cache.set_model_info(facts.repo_id, info)
     upsert_model(info)
 
-    config = BenchmarkConfig(
-        batch_sizes=params["batchSizes"],
-        iterations=params["iterations"],
-        warmup=params["warmup"],
-        sequence_length=params["sequenceLength"],
-        device=params["device"],
-        optimization_level=params["optimizationLevel"],
-        latency_slo_ms=params.get("latencySloMs"),
-        max_new_tokens=params["maxNewTokens"],
-        max_memory_bytes=settings.max_memory_bytes,
-        cpu_cores=settings.MAX_CPU_CORES,
-    )
+    config = config_from(params, settings)
     key = params.get("configKey") or benchmark_config_key(facts.revision, params)
-    reused = {}
-    for size in config.batch_sizes:
-        row = cache.get_benchmark(facts.repo_id, size, key)
-        if row is not None:
-            reused[size] = row
+    reused = cached_rows(facts.repo_id, config.batch_sizes, key)
     missing = [size for size in config.batch_sizes if size not in reused]
-
     measured: BenchmarkReport | None = None
     if missing:
         measured = run_benchmark(
@@ -76,44 +56,36 @@ def benchmark_model(
             lambda fraction, stage: progress(0.05 + 0.9 * fraction, stage),
             reraise=(SoftTimeLimitExceeded,),
         )
-    rows = {size: BatchResult.from_dict(row["detail"]) for size, row in reused.items()}
+    rows = {size: BatchResult.from_dict(entry["detail"]) for size, entry in reused.items()}
     if measured:
         rows.update({row.batch_size: row for row in measured.rows})
     device = measured.device if measured else next(iter(reused.values()))["device"]
-    report = BenchmarkReport(
-        model={"repoId": facts.repo_id, "revision": facts.revision, "task": facts.task},
-        config=config,
-        device=device,
-        rows=[rows[size] for size in config.batch_sizes],
-        duration_s=measured.duration_s if measured else 0.0,
-    )
-    report.analyze(other_device_rows(facts.repo_id, config.device))
+    model = {"repoId": facts.repo_id, "revision": facts.revision, "task": facts.task}
+    duration = measured.duration_s if measured else 0.0
+    report = assemble(model, config, rows, device, duration_s=duration)
 
     if measured:
-        add_metrics(
-            facts.repo_id,
-            measured.metric_rows(),
-            source="benchmark",
-            job_id=job_id,
-            device=config.device,
-        )
-        for row in measured.rows:
-            if row.status == "ok" and row.measured:
-                cache.set_benchmark(
-                    facts.repo_id,
-                    row.batch_size,
-                    key,
-                    {
-                        "throughput": row.throughput,
-                        "latency": row.latency.mean,
-                        "detail": row.to_dict(),
-                        "device": device,
-                    },
-                )
+        _record(facts.repo_id, measured, key, device, job_id)
     add_event(facts.repo_id, "benchmark_completed", _summary(report), "info")
     spec = report.to_spec()
     spec["reusedBatchSizes"] = sorted(reused)
     return spec
+
+
+def _record(model_id, measured: BenchmarkReport, key, device, job_id) -> None:
+    config = measured.config
+    add_metrics(
+        model_id, measured.metric_rows(), source="benchmark", job_id=job_id, device=config.device
+    )
+    for row in measured.rows:
+        if row.status == "ok" and row.measured:
+            entry = {
+                "throughput": row.throughput,
+                "latency": row.latency.mean,
+                "detail": row.to_dict(),
+                "device": device,
+            }
+            cache.set_benchmark(model_id, row.batch_size, key, entry)
 
 
 def _summary(report: BenchmarkReport) -> str:
@@ -126,29 +98,3 @@ def _summary(report: BenchmarkReport) -> str:
         f"benchmark on {where}: optimal batch size {best} at {row.throughput:.1f} samples/s, "
         f"{row.latency.mean:.1f} ms mean latency"
     )
-
-
-def other_device_rows(model_id: str, device: str) -> list[dict[str, Any]] | None:
-    """The other device's latest benchmark run of this model, from the metrics table."""
-    other = "cpu" if device == "cuda" else "cuda"
-    with session_scope() as session:
-        latest = session.scalar(
-            select(Metric.job_id)
-            .where(Metric.model_id == model_id, Metric.source == "benchmark")
-            .where(Metric.device == other, Metric.job_id.is_not(None))
-            .order_by(Metric.timestamp.desc(), Metric.id.desc())
-            .limit(1)
-        )
-        if latest is None:
-            return None
-        metrics = session.scalars(select(Metric).where(Metric.job_id == latest)).all()
-    return [
-        {
-            "batchSize": m.batch_size,
-            "status": "ok",
-            "throughput": m.throughput,
-            "latencyMs": {"mean": m.latency},
-            "costPerInference": m.cost_per_inference,
-        }
-        for m in metrics
-    ]

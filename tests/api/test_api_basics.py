@@ -25,7 +25,8 @@ def test_api_process_stays_light(platform_env):
     code = (
         "import sys; from modelport.api import create_app; create_app();"
         "heavy = [m for m in ('torch', 'transformers', 'modelport.tasks', 'modelport.workers',"
-        " 'modelport.packaging.bundle', 'sentence_transformers') if m in sys.modules];"
+        " 'modelport.packaging.bundle', 'sentence_transformers', 'modelport.benchmarking.runner')"
+        " if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run(

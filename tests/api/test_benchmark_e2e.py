@@ -130,15 +130,20 @@ def test_minilm_sweep_records_caches_and_reuses(client, worker, minilm):
     ttl = get_redis().ttl(f"benchmark:{minilm.repo_id}:4")
     assert 0 < ttl <= 1800
 
-    # an identical configuration is answered from the cache, measuring nothing
-    again, _ = run(client, body)
-    assert again["result"]["reusedBatchSizes"] == [1, 4]
-    assert again["result"]["results"]["throughput"] == result["results"]["throughput"]
-    assert count(Metric, minilm.repo_id, source="benchmark") == before + 2
+    # an identical configuration is answered from the cache at once, measuring nothing
+    again = client.post("/api/benchmark", json=body)
+    assert again.status_code == 200
+    assert again.get_json()["reusedBatchSizes"] == [1, 4]
+    assert again.get_json()["results"]["throughput"] == result["results"]["throughput"]
+    # a partly cached sweep measures only what is missing
+    partial, _ = run(client, {**body, "batchSizes": [1, 2]})
+    assert partial["result"]["reusedBatchSizes"] == [1]
+    assert partial["result"]["results"]["throughput"][0] == result["results"]["throughput"][1]
+    assert count(Metric, minilm.repo_id, source="benchmark") == before + 3
     # a different configuration is measured again
     other, _ = run(client, {**body, "batchSizes": [1], "iterations": 3})
     assert other["result"]["reusedBatchSizes"] == []
-    assert count(Metric, minilm.repo_id, source="benchmark") == before + 3
+    assert count(Metric, minilm.repo_id, source="benchmark") == before + 4
 
 
 def test_generative_model_reports_ttft_and_decode_rate(client, worker, tiny_models):
