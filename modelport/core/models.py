@@ -141,3 +141,41 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Deployment(Base):
+    """A running run_inference.py server that beat scrapes (`url` + /metrics)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("idx_deployments_model", "model_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_id: Mapped[str] = mapped_column(Text, ForeignKey("models.id"), nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
+    # scrape state: the previous sample's raw counters, failures and backoff
+    last_scrape: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_sampled_at: Mapped[datetime | None] = mapped_column()
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_sample_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+
+
+class AlertRule(Base):
+    """A threshold on a model's samples; `kind` picks the check (see monitoring/alerts.py)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (Index("idx_alert_rules_model", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(Text, ForeignKey("models.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    severity: Mapped[str] = mapped_column(String(16), nullable=False, default="warning")
+    cooldown_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=900)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
