@@ -14,6 +14,16 @@ SCHEDULE = [
         "task": "jobs.reconcile",
         "every": "RECONCILE_INTERVAL",  # seconds, from settings
     },
+    {
+        "name": "sample-deployments",
+        "task": "monitoring.sample",
+        "every": "SAMPLE_INTERVAL_SECONDS",
+    },
+    {
+        "name": "metrics-retention",
+        "task": "monitoring.retention",
+        "every": "RETENTION_INTERVAL_SECONDS",  # daily by default
+    },
 ]
 
 

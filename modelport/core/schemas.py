@@ -89,3 +89,42 @@ def benchmark_config_key(revision: str, params: dict[str, Any]) -> str:
     measured = ("iterations", "warmup", "sequenceLength", "device", "optimizationLevel",
                 "maxNewTokens")  # fmt: skip
     return fingerprint({"revision": revision, **{k: params[k] for k in measured}})
+
+
+class DeploymentCreate(BaseModel):
+    """A running run_inference.py server to be sampled by beat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modelId: str
+    url: str = Field(..., min_length=1, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not 0 < len(key) <= 63 or len(item) > 200:
+                raise ValueError("label keys are 1-63 characters and values at most 200")
+        return value
+
+
+class MonitorRequest(BaseModel):
+    """SPEC's monitoring request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modelId: str
+    days: StrictInt = Field(7, ge=1, le=3650)
+    metrics: list[str] | None = Field(None, max_length=10)
+
+
+class AlertRuleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    modelId: str
+    kind: str = Field(..., max_length=32)
+    threshold: float
+    severity: Literal["info", "warning", "critical"] = "warning"
+    cooldownSeconds: StrictInt = Field(900, ge=0, le=7 * 86400)

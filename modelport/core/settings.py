@@ -54,12 +54,28 @@ class Settings(BaseSettings):
     HF_ENDPOINT: str = "https://huggingface.co"
     HF_TOKEN: str | None = None
     FLOWER_PORT: int = Field(5555, ge=1, le=65535)
+    # monitoring: deployment sampling, URL policy, alert webhook
+    SAMPLE_INTERVAL_SECONDS: float = Field(60.0, ge=1, le=86400)
+    SAMPLE_CONCURRENCY: int = Field(16, ge=1, le=256)
+    SAMPLE_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=120)
+    SAMPLE_MAX_BACKOFF_SECONDS: float = Field(3600.0, ge=1)
+    DEPLOYMENT_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = []
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(10.0, gt=0, le=120)
+    ALERT_WEBHOOK_QUEUE: str = "default"
+    RETENTION_INTERVAL_SECONDS: float = Field(86400.0, ge=60)
 
     @field_validator("ALLOWED_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("DEPLOYMENT_ALLOWED_HOSTS", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        if isinstance(value, str):
+            return [h.strip().lower().strip("[]") for h in value.split(",") if h.strip()]
         return value
 
     @field_validator("MAX_MEMORY")

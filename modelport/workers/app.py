@@ -19,7 +19,8 @@ app = get_celery()
 # Registering the tasks is importing them (they are @shared_task, named).
 import modelport.tasks.benchmark  # noqa: E402
 import modelport.tasks.generate  # noqa: E402
-import modelport.tasks.maintenance  # noqa: E402,F401
+import modelport.tasks.maintenance  # noqa: E402
+import modelport.tasks.monitoring  # noqa: E402,F401
 
 log = logging.getLogger(__name__)
 
