@@ -33,10 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         allow_headers=["Authorization", "Content-Type"],
     )
 
-    from modelport.api import auth, benchmark, errors, generate, health, jobs
+    from modelport.api import auth, benchmark, errors, generate, health, jobs, monitoring
 
     errors.register(app)
     auth.install(app)
-    for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp):
+    for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp, monitoring.bp):
         app.register_blueprint(blueprint)
     return app

@@ -63,6 +63,7 @@ class Metric(Base):
     __tablename__ = "metrics"
     __table_args__ = (
         Index("idx_metrics_model_time", "model_id", "timestamp"),
+        Index("idx_metrics_model_source_time", "model_id", "source", "timestamp"),
         {"sqlite_autoincrement": True},
     )
 

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from modelport.core.errors import ValidationFailed
+from modelport.core.settings import get_settings
 from tests.monitoring.test_alerts import Receiver, events, new_model
 from tests.packaging.test_bundle_runs import Server, call, facts_for, write_bundle
 
@@ -241,7 +242,9 @@ def test_failures_back_off_and_others_are_still_sampled(served, loopback_allowed
         for dep_id in bad:
             state = deployment(dep_id)
             assert state.consecutive_failures == 2
-            assert state.next_sample_at > utcnow() + timedelta(seconds=60)
+            # backed off: at least two intervals (2^failures x interval, capped)
+            interval = get_settings().SAMPLE_INTERVAL_SECONDS
+            assert state.next_sample_at > utcnow() + timedelta(seconds=2 * interval)
         got = sorted(e.event_type for e in events(bad_model))
         assert got == sorted(bad.values())  # once per incident, not per interval
         assert all(e.severity == "warning" for e in events(bad_model))
