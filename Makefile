@@ -36,6 +36,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/benchmark_fidelity.py
+	$(BIN)/python bench/monitor_query.py
+	# exits 2 with a message where no NVIDIA GPU exists
+	-$(BIN)/python bench/gpu_smoke.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
