@@ -1,4 +1,5 @@
-"""`modelport` command: run the platform locally, manage API keys, the DB and the demo model."""
+"""`modelport` command: talk to a modelport API (generate, benchmark, monitor, jobs), or, as
+an operator, run the platform locally and manage API keys, the database and the demo model."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelport", description=__doc__)
+    from modelport.client import commands
+
+    parser = argparse.ArgumentParser(
+        prog="modelport",
+        description=__doc__,
+        epilog=commands.EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    commands.add_parsers(sub)  # user commands: REST only, no platform settings needed
 
     dev = sub.add_parser("dev", help="run API, worker, beat and Flower (and a local Redis)")
     dev.add_argument("--no-flower", action="store_true")
@@ -31,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     key_sub.add_parser("list")
 
     args = parser.parse_args(argv)
+    if hasattr(args, "handler"):
+        return commands.run(args)
     from modelport.core.settings import get_settings
 
     get_settings()  # fail fast, naming any malformed variable

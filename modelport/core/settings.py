@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     HF_ENDPOINT: str = "https://huggingface.co"
     HF_TOKEN: str | None = None
     FLOWER_PORT: int = Field(5555, ge=1, le=65535)
+    # Flower reads these FLOWER_* variables itself too; the Procfile passes them explicitly
+    FLOWER_BASIC_AUTH: str | None = Field(None, pattern=r"^[^:,]+:[^,]+$")  # "user:password"
+    FLOWER_URL_PREFIX: str = Field("", pattern=r"^[A-Za-z0-9._~/-]*$")  # e.g. "flower"
     # monitoring: deployment sampling, URL policy, alert webhook
     SAMPLE_INTERVAL_SECONDS: float = Field(60.0, ge=1, le=86400)
     SAMPLE_CONCURRENCY: int = Field(16, ge=1, le=256)
