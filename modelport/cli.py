@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("db-upgrade", help="apply database migrations (alembic upgrade head)")
     sub.add_parser("demo-install", help="put the offline demo model into the HF cache")
+    history = sub.add_parser(
+        "demo-history", help="load N days of realistic synthetic monitoring history for a model"
+    )
+    history.add_argument("model", help="model id, e.g. sentence-transformers/all-MiniLM-L6-v2")
+    history.add_argument("--days", type=int, default=7)
+    history.add_argument("--interval", type=int, default=60, help="seconds between samples")
+    history.add_argument("--seed", type=int, default=0)
+    history.add_argument("--no-degrade", action="store_true", help="no latency regression")
 
     keys = sub.add_parser("api-key", help="create, list or revoke API keys")
     key_sub = keys.add_subparsers(dest="action", required=True)
@@ -55,7 +63,29 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"sentence-transformers/all-MiniLM-L6-v2 @ {install_demo_model()}")
         return 0
+    if args.command == "demo-history":
+        return demo_history(args)
     return api_key(args)
+
+
+def demo_history(args) -> int:
+    from modelport.core.errors import InvalidModel
+    from modelport.core.modelref import parse_model_url
+    from modelport.monitoring.demo import load_demo_history
+
+    if not 1 <= args.days <= 3650 or not 1 <= args.interval <= 86400:
+        print("--days must be 1..3650 and --interval 1..86400", file=sys.stderr)
+        return 2
+    try:
+        model_id = parse_model_url(args.model).repo_id
+    except InvalidModel as exc:
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    rows = load_demo_history(
+        model_id, args.days, args.interval, seed=args.seed, degrade=not args.no_degrade
+    )
+    print(f"loaded {rows} samples ({args.days} days every {args.interval} s) for {model_id}")
+    return 0
 
 
 def db_upgrade(url: str | None = None) -> None:

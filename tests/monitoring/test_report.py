@@ -155,3 +155,15 @@ def test_demo_history_on_each_backend(other_backend, monkeypatch):
     monkeypatch.setattr("modelport.monitoring.query.EXACT_P95_MAX", 1000)  # mixture path too
     report = check_demo_report("test/demo-backend")
     assert report["p95_method"] == "hourly-mixture"
+
+
+def test_demo_history_command(platform_env):
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "modelport.cli", "demo-history"]
+    ok = subprocess.run([*run, "cmd/demo-model", "--days", "1"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "loaded 1440 samples" in ok.stdout
+    bad = subprocess.run([*run, "bad; id", "--days", "1"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "error 1001" in bad.stderr and "Traceback" not in bad.stderr
