@@ -33,10 +33,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         allow_headers=["Authorization", "Content-Type"],
     )
 
-    from modelport.api import auth, benchmark, errors, generate, health, jobs, monitoring
+    from modelport.api import auth, benchmark, errors, generate, health, jobs, monitoring, realtime
 
     errors.register(app)
     auth.install(app)
     for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp, monitoring.bp):
         app.register_blueprint(blueprint)
+    realtime.init_app(app)
     return app

@@ -157,7 +157,7 @@ class Hub:
                     self.last_id = _stream_tail(client)
                 response = client.xread({STREAM: self.last_id}, count=1000, block=1000)
                 backoff = 0.5
-            except redis.RedisError as exc:
+            except Exception as exc:  # a closed or reset client too: never let the reader die
                 log.warning("event stream read failed (%s); retrying in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

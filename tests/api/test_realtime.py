@@ -1,0 +1,255 @@
+"""The WebSocket relay against a real HTTP server, real Redis and simple_websocket clients."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+import simple_websocket
+from werkzeug.serving import make_server
+
+from modelport.api import relay
+from modelport.core import events
+from modelport.monitoring.alerts import model_channel
+
+ORIGIN = "http://localhost:3000"
+
+
+@pytest.fixture()
+def serve(platform_env):
+    """Start create_app(settings) in a threaded werkzeug server; yields a factory of base URLs."""
+    from modelport.api import create_app
+    from modelport.core.settings import get_settings
+
+    servers = []
+
+    def start(**overrides) -> str:
+        app = create_app(get_settings().model_copy(update=overrides))
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+class WS:
+    def __init__(self, host: str, query: str = "", headers: dict | None = None):
+        self.client = simple_websocket.Client.connect(
+            f"ws://{host}/ws{query}", headers={"Origin": ORIGIN, **(headers or {})}
+        )
+
+    def send(self, event: str, data: dict | None = None) -> None:
+        self.client.send(json.dumps({"event": event, "data": data or {}}))
+
+    def recv(self, timeout: float = 5.0) -> dict:
+        raw = self.client.receive(timeout=timeout)
+        assert raw is not None, "no message in time"
+        return json.loads(raw)
+
+    def expect(self, event: str, timeout: float = 5.0) -> dict:
+        message = self.recv(timeout)
+        assert message["event"] == event, message
+        return message
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def metric(model_id: str, throughput: float = 10.0) -> dict:
+    return {
+        "modelId": model_id,
+        "timestamp": "2024-01-01T00:00:00+00:00",
+        "metrics": {"throughput": throughput, "latency": 12.5, "memory_usage": 512.0},
+    }
+
+
+def test_metric_update_carries_only_requested_metrics(serve):
+    ws = WS(serve())
+    model = f"m-{uuid.uuid4().hex[:6]}"
+    ws.send("subscribe_metrics", {"modelId": model, "metrics": ["throughput", "latency"]})
+    assert ws.expect("subscribed")["data"]["modelId"] == model
+    events.publish(model_channel("other"), "metric_update", metric("other"))
+    events.publish(model_channel(model), "metric_update", metric(model))
+    message = ws.expect("metric_update")
+    assert message["data"] == {
+        "modelId": model,
+        "timestamp": "2024-01-01T00:00:00+00:00",
+        "metrics": {"throughput": 10.0, "latency": 12.5},
+    }
+    assert relay.STREAM_ID.match(message["id"])
+    ws.send("unsubscribe_metrics", {"modelId": model})
+    ws.expect("unsubscribed")
+    events.publish(model_channel(model), "metric_update", metric(model))
+    ws.send("ping", {"n": 1})
+    assert ws.expect("pong")["data"] == {"n": 1}
+    ws.close()
+
+
+def test_alert_has_exactly_spec_fields(serve):
+    ws = WS(serve())
+    ws.send("subscribe_metrics", {"modelId": "m1"})
+    ws.expect("subscribed")
+    alert = {"modelId": "m1", "type": "latency", "message": "p99 high", "severity": "warning"}
+    events.publish(model_channel("m1"), "alert", {**alert, "internal": "x"})
+    assert ws.expect("alert")["data"] == alert
+    ws.close()
+
+
+def test_job_progress_through_completion(serve):
+    ws = WS(serve())
+    job_id = uuid.uuid4().hex
+    ws.send("subscribe_job", {"jobId": job_id})
+    ws.expect("subscribed")
+    for progress in (0.25, 0.5):
+        events.publish_job(job_id, "job_progress", {"progress": progress, "stage": "build"})
+    events.publish_job(
+        job_id, "job_completed", {"status": "succeeded", "result": {"files": 3}, "error": None}
+    )
+    assert ws.expect("job_progress")["data"] == {
+        "jobId": job_id,
+        "progress": 0.25,
+        "stage": "build",
+    }
+    assert ws.expect("job_progress")["data"]["progress"] == 0.5
+    done = ws.expect("job_completed")["data"]
+    assert done["status"] == "succeeded" and done["result"] == {"files": 3}
+    ws.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"event": "explode"}), "unknown event"),
+        (json.dumps({"event": "subscribe_job", "data": {}}), "jobId"),
+        (json.dumps({"event": "subscribe_metrics", "data": {"modelId": "m", "metrics": ["x"]}}),
+         "unknown metrics"),
+        (json.dumps({"event": "ping", "data": {"pad": "x" * 70_000}}), "larger than"),
+    ],
+)  # fmt: skip
+def test_bad_messages_get_error_and_socket_stays_up(serve, raw, why):
+    ws = WS(serve())
+    ws.client.send(raw)
+    error = ws.expect("error")["data"]
+    assert error["code"] == 1006 and why in error["message"]
+    ws.send("ping")
+    ws.expect("pong")
+    ws.close()
+
+
+def test_handshake_refuses_bad_origin_and_missing_key(serve):
+    host = serve()
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    refused = requests.get(
+        f"http://{host}/ws", headers={**upgrade, "Origin": "https://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"] == {"origin": "https://evil.example"}
+
+    secured = serve(REQUIRE_API_KEY=True)
+    refused = requests.get(f"http://{secured}/ws", headers={**upgrade, "Origin": ORIGIN})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == 1007
+    with pytest.raises(simple_websocket.ConnectionError):
+        WS(secured)
+
+    from modelport.core import apikeys
+
+    key = apikeys.create_key("ws-test").key
+    by_query = WS(secured, f"?token={key}")
+    by_query.send("ping")
+    by_query.expect("pong")
+    by_query.close()
+    by_header = WS(secured, headers={"Authorization": f"Bearer {key}"})
+    by_header.send("ping")
+    by_header.expect("pong")
+    by_header.close()
+
+
+def test_reconnect_with_last_event_id_replays_missed_events(serve):
+    host = serve()
+    job_id = uuid.uuid4().hex
+    ws = WS(host)
+    ws.send("subscribe_job", {"jobId": job_id})
+    ws.expect("subscribed")
+    events.publish_job(job_id, "job_progress", {"progress": 0.1, "stage": "a"})
+    last_id = ws.expect("job_progress")["id"]
+    ws.close()
+    # missed while away
+    events.publish_job(job_id, "job_progress", {"progress": 0.6, "stage": "b"})
+    events.publish(model_channel("elsewhere"), "alert", {"modelId": "elsewhere"})
+    events.publish_job(job_id, "job_completed", {"status": "failed", "result": None,
+                                                 "error": {"code": 1002}})  # fmt: skip
+
+    again = WS(host, f"?lastEventId={last_id}")
+    again.send("subscribe_job", {"jobId": job_id})
+    again.expect("subscribed")
+    assert again.expect("job_progress")["data"]["progress"] == 0.6
+    assert again.expect("job_completed")["data"]["error"] == {"code": 1002}
+    events.publish_job(job_id, "job_progress", {"progress": 0.9, "stage": "live"})
+    assert again.expect("job_progress")["data"]["stage"] == "live"  # no duplicates before it
+    again.send("resume", {"lastEventId": last_id})
+    assert again.expect("resumed")["data"] == {"lastEventId": last_id}
+    assert [again.recv()["event"] for _ in range(3)] == [
+        "job_progress", "job_completed", "job_progress",
+    ]  # fmt: skip
+    again.close()
+
+
+def test_replay_older_than_window_is_flagged(serve):
+    client = relay.get_redis()
+    pipe = client.pipeline(transaction=False)
+    for i in range(events.STREAM_MAXLEN + 150):
+        pipe.xadd(events.STREAM, {"channel": "x", "message": "{}"}, id=f"{i + 1}-0",
+                  maxlen=events.STREAM_MAXLEN)  # fmt: skip
+    pipe.execute()
+    ws = WS(serve(), "?lastEventId=1-0")
+    ws.send("subscribe_job", {"jobId": "j"})
+    ws.expect("subscribed")
+    assert ws.expect("replay_truncated")["data"] == {"lastEventId": "1-0"}
+    ws.close()
+
+
+def test_slow_consumer_loses_progress_never_finals():
+    box = relay.Outbox(maxsize=4)
+    box.put(relay.Item("job_progress", {"p": 1}))
+    box.put(relay.Item("job_completed", {"n": 1}))
+    box.put(relay.Item("metric_update", {"p": 2}))
+    box.put(relay.Item("alert", {"n": 2}))
+    box.put(relay.Item("alert", {"n": 3}))  # evicts progress p1
+    box.put(relay.Item("job_progress", {"p": 3}))  # evicts metric p2
+    box.put(relay.Item("job_progress", {"p": 4}))  # evicts p3
+    assert [i.data for i in box.take()] == [{"n": 1}, {"n": 2}, {"n": 3}, {"p": 4}]
+    assert box.dropped == 3
+    for n in range(4):
+        box.put(relay.Item("alert", {"n": n}))
+    box.put(relay.Item("job_progress", {}))  # nothing lossy to evict: this one goes
+    assert len(box) == 4 and not box.overflowed
+    box.put(relay.Item("job_completed", {}))  # a final that does not fit: disconnect
+    with pytest.raises(relay.Overflow):
+        box.take()
+
+
+def test_overflow_closes_socket_with_1013(serve):
+    ws = WS(serve())
+    ws.send("subscribe_job", {"jobId": "slow"})
+    ws.expect("subscribed")
+    hub = relay.get_hub()
+    with hub._lock:
+        (sub,) = hub._subs[events.job_channel("slow")]
+    with sub.outbox._cond:  # the sender cannot drain while we hold the lock: fill it with finals
+        sub.outbox._items.extend(
+            relay.Item("job_completed", {}, channel="x") for _ in range(sub.outbox.maxsize)
+        )
+    events.publish_job("slow", "job_completed", {"status": "succeeded"})
+    deadline = time.monotonic() + 5
+    while ws.client.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ws.client.close_reason == 1013
