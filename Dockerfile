@@ -18,4 +18,4 @@ RUN pip install torch==2.13.0 && pip install .
 USER modelport
 ENV HF_HOME=/home/modelport/.cache/huggingface
 EXPOSE 5000 5555
-CMD ["gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--bind", "0.0.0.0:5000", "modelport.api.wsgi:app"]
+CMD ["gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "300", "--bind", "0.0.0.0:5000", "modelport.api.wsgi:app"]
