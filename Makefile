@@ -21,6 +21,9 @@ run: setup
 	$(BIN)/modelport dev
 
 test: setup
+	# headless Chromium for the dashboard's browser tests (Debian's package; skipped, with
+	# the reason, when not root)
+	bash .ci/install-browser
 	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider
 
 test-slow: setup

@@ -34,10 +34,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     from modelport.api import auth, benchmark, errors, generate, health, jobs, monitoring, realtime
+    from modelport.api.dashboard import bp as dashboard_bp
 
     errors.register(app)
     auth.install(app)
-    for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp, monitoring.bp):
+    for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp, monitoring.bp, dashboard_bp):
         app.register_blueprint(blueprint)
     realtime.init_app(app)
     return app

@@ -49,7 +49,9 @@ def _handshake():
     settings = current_app.config["MODELPORT"]
     origin = request.headers.get("Origin")
     allowed = settings.ALLOWED_ORIGINS
-    if origin and "*" not in allowed and origin.rstrip("/") not in allowed:
+    # the dashboard this process serves is same-origin; any other page must be listed
+    same_origin = origin is not None and origin.rstrip("/") == request.host_url.rstrip("/")
+    if origin and not same_origin and "*" not in allowed and origin.rstrip("/") not in allowed:
         raise Unauthorized(
             "this Origin may not open the WebSocket; add it to ALLOWED_ORIGINS",
             {"origin": origin},

@@ -153,6 +153,14 @@ def test_handshake_refuses_bad_origin_and_missing_key(serve):
     )
     assert refused.status_code == 403
     assert refused.json()["error"]["details"] == {"origin": "https://evil.example"}
+    # a look-alike of the server's own origin is foreign too
+    near = requests.get(
+        f"http://{host}/ws", headers={**upgrade, "Origin": f"http://{host}.evil.example"}
+    )
+    assert near.status_code == 403
+    # the page this server serves (same origin) may connect without being listed
+    own = requests.get(f"http://{host}/ws", headers={**upgrade, "Origin": f"http://{host}"})
+    assert own.status_code == 101
 
     secured = serve(REQUIRE_API_KEY=True)
     refused = requests.get(f"http://{secured}/ws", headers={**upgrade, "Origin": ORIGIN})
