@@ -261,3 +261,51 @@ def test_overflow_closes_socket_with_1013(serve):
     while ws.client.connected and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ws.client.close_reason == 1013
+
+
+def test_metric_update_from_a_real_sampling_run(serve, worker, tiny_models, tmp_path):
+    """A deployment sampled by the real worker's monitoring.sample reaches a subscriber."""
+    from modelport.core.celery_app import get_celery
+    from modelport.packaging.options import GenerateOptions
+    from tests.packaging.test_bundle_runs import Server, call, facts_for, write_bundle
+
+    model = tiny_models["fill-mask"]
+    script = write_bundle(tmp_path / "bundle", facts_for(model), GenerateOptions(batchSize=2))
+    server = Server(script)
+    server.wait_ready()
+    host = serve()
+    ws = WS(host)
+    try:
+        ws.send("subscribe_metrics", {"modelId": model.repo_id, "metrics": ["throughput"]})
+        ws.expect("subscribed")
+        made = requests.post(
+            f"http://{host}/api/deployments",
+            json={"modelId": model.repo_id, "url": f"http://127.0.0.1:{server.port}"},
+            timeout=10,
+        )
+        assert made.status_code == 201, made.text
+        celery = get_celery()
+        celery.send_task("monitoring.sample").get(timeout=60)  # the baseline scrape
+        for _ in range(5):
+            assert (
+                call(server.port, "POST", "/predict", {"inputs": "Paris is the [MASK]."})[0] == 200
+            )
+        deadline = time.monotonic() + 30
+        update = None
+        while update is None and time.monotonic() < deadline:
+            time.sleep(1.1)  # SAMPLE_INTERVAL_SECONDS=1 in the test environment
+            celery.send_task("monitoring.sample").get(timeout=60)
+            raw = ws.client.receive(timeout=2)
+            while raw is not None:
+                message = json.loads(raw)
+                if message["event"] == "metric_update":
+                    update = message
+                    break
+                raw = ws.client.receive(timeout=0.2)
+        assert update is not None, "no metric_update from the sampling run"
+        assert update["data"]["modelId"] == model.repo_id
+        assert set(update["data"]["metrics"]) == {"throughput"}
+        assert update["data"]["metrics"]["throughput"] >= 0 and update["id"]
+    finally:
+        ws.close()
+        server.stop()
