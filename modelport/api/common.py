@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import TypeVar
 
+import redis
 from flask import current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
@@ -17,6 +19,7 @@ from modelport.core.models import FINAL_STATUSES, Job
 from modelport.core.redis_client import get_redis
 from modelport.core.schemas import pydantic_details
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_DEPTH = 20
 
@@ -86,10 +89,17 @@ def wait_for_job(job_id: str, seconds: float) -> Job:
 
 
 def job_response(job_id: str, wait: float):
-    """200 with the SPEC result when done within `wait`, else 202 pointing at the job."""
+    """200 with the SPEC result when done within `wait`, else 202 pointing at the job.
+
+    The job row is already committed: if Redis fails while waiting, the answer is still the
+    202 with the job's id (the reconciler sends a message that could not be sent)."""
+    job = None
     if wait > 0:
-        job = wait_for_job(job_id, wait)
-    else:
+        try:
+            job = wait_for_job(job_id, wait)
+        except redis.RedisError as exc:
+            log.warning("cannot wait for job %s, answering 202: %s", job_id, exc)
+    if job is None:
         with session_scope() as session:
             job = session.get(Job, job_id)
     if job.status == "succeeded":

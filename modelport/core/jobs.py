@@ -65,6 +65,9 @@ def enqueue(job_id: str, task_name: str, queue: str) -> bool:
             args=[job_id],
             task_id=job_id,
             queue=queue,
+            # the DB row is the result: no Celery result subscription (which would also
+            # block for long retrying a Redis that is down)
+            ignore_result=True,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )

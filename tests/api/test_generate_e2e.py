@@ -129,3 +129,36 @@ def test_memory_too_small_is_a_failed_validation(client, worker, minilm):
     validation = resp.get_json()["validation"]
     assert validation["status"] == "failed"
     assert any("memory" in e.lower() for e in validation["errors"])
+
+
+def test_redis_down_at_submission_loses_nothing(client, worker, tiny_models, monkeypatch):
+    """The job row is committed before the send: with Redis unreachable the client still gets
+    202 and the job's id, and once Redis is back the reconciler sends it and it completes."""
+    from modelport import localredis
+    from modelport.core import jobs as core_jobs
+    from modelport.core.models import Job
+    from tests.fixtures.services import reset_process_state
+
+    model = tiny_models["token-classification"]
+    good_url = __import__("os").environ["REDIS_URL"]
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{localredis.free_port()}")
+    reset_process_state()
+    from modelport.api import create_app
+
+    down = create_app().test_client()
+    resp = down.post("/api/generate?wait=2", json={"modelUrl": model.repo_id})
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["jobId"]
+    with session_scope() as session:
+        row = session.get(Job, job_id)
+        assert row.status == "queued" and row.enqueued_at is None
+    monkeypatch.setenv("REDIS_URL", good_url)
+    reset_process_state()
+    from datetime import timedelta
+
+    from modelport.core.models import utcnow
+
+    # the reconciler sends jobs never sent after a 2 s grace period
+    assert core_jobs.reconcile(now=utcnow() + timedelta(seconds=3))["requeued"] >= 1
+    done = poll(client, f"/api/jobs/{job_id}")
+    assert done["status"] == "succeeded" and done["attempts"] == 1
