@@ -6,6 +6,7 @@ import json
 
 from flask import Blueprint, current_app, g, jsonify
 
+from modelport.api import ratelimit
 from modelport.api.common import job_response, parse_body, wait_seconds
 from modelport.core import jobs
 from modelport.core.celery_app import BENCHMARK_TASK, get_celery
@@ -21,6 +22,7 @@ GPU_WORKERS_KEY = "modelport:gpu_workers"
 
 @bp.post("/benchmark")
 def benchmark():
+    ratelimit.check("submit")
     req = parse_body(BenchmarkRequest)
     settings = current_app.config["MODELPORT"]
     ref = parse_model_url(req.modelId)

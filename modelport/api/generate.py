@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
+from modelport.api import ratelimit
 from modelport.api.common import job_response, parse_body, wait_seconds
 from modelport.core import cache, jobs
 from modelport.core.celery_app import GENERATE_TASK
@@ -18,6 +19,7 @@ bp = Blueprint("generate", __name__, url_prefix="/api")
 
 @bp.post("/generate")
 def generate():
+    ratelimit.check("submit")
     req = parse_body(GenerateRequest)
     settings = current_app.config["MODELPORT"]
     ref = parse_model_url(req.modelUrl)

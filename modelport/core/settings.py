@@ -5,6 +5,7 @@ A malformed value stops the process with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -15,6 +16,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from modelport.core.quantity import parse_memory
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key"  # noqa: S105 - refused in production
+
+
+RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(value: str) -> tuple[int, int] | None:
+    """ "60/minute" -> (60, 60); "off" -> None. Units: second, minute, hour, day."""
+    text = value.strip().lower()
+    if text == "off":
+        return None
+    match = re.fullmatch(r"(\d{1,9})\s*/\s*(second|minute|hour|day)s?", text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(
+            'must be "N/unit" with N >= 1 and unit second, minute, hour or day '
+            '(e.g. "120/minute"), or "off"'
+        )
+    return int(match.group(1)), RATE_UNITS[match.group(2)]
 
 
 class Settings(BaseSettings):
@@ -66,6 +84,11 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT_SECONDS: float = Field(10.0, gt=0, le=120)
     ALERT_WEBHOOK_QUEUE: str = "default"
     RETENTION_INTERVAL_SECONDS: float = Field(86400.0, ge=60)
+    # rate limiting of job submissions (POST /api/generate, /api/benchmark): "N/unit" with unit
+    # second, minute, hour or day, per API key (or per client address without a key); "off"
+    RATE_LIMIT_SUBMISSIONS: str = "120/minute"
+    # reverse proxies in front of the API whose X-Forwarded-For is trusted (0: use the peer)
+    TRUSTED_PROXIES: int = Field(0, ge=0, le=10)
 
     @field_validator("ALLOWED_ORIGINS", mode="before")
     @classmethod
@@ -80,6 +103,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip().lower().strip("[]") for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("RATE_LIMIT_SUBMISSIONS")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value.strip()
 
     @field_validator("MAX_MEMORY")
     @classmethod
@@ -119,6 +148,11 @@ class Settings(BaseSettings):
                 "TASK_SOFT_TIME_LIMIT < TASK_TIME_LIMIT < BROKER_VISIBILITY_TIMEOUT must hold"
             )
         return self
+
+    @property
+    def submission_rate(self) -> tuple[int, int] | None:
+        """(requests, window seconds) from RATE_LIMIT_SUBMISSIONS; None when "off"."""
+        return parse_rate(self.RATE_LIMIT_SUBMISSIONS)
 
     @property
     def max_memory_bytes(self) -> int:
