@@ -1,7 +1,9 @@
 """The periodic schedule, as data: task name, interval, options.
 
 Exactly one beat process runs it (see Procfile). Entries expire before the next run so a
-backlog never piles up duplicate periodic work.
+backlog never piles up duplicate periodic work. Every entry is sent with ``periodic=True``: the
+task then takes a per-interval Redis lock (modelport/core/periodic.py), so a second beat started
+by mistake makes duplicate sends, never duplicate runs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def build_schedule(settings: Settings) -> dict:
         schedule[entry["name"]] = {
             "task": entry["task"],
             "schedule": every,
+            "kwargs": {"periodic": True},
             "options": {"expires": max(every * 0.9, 1.0), "queue": "default"},
         }
     return schedule

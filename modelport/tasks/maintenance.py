@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from modelport.core import jobs
+from modelport.core import periodic as periodic_lock
 from modelport.core.celery_app import RECONCILE_TASK
+from modelport.core.settings import get_settings
 
 
 @shared_task(name=RECONCILE_TASK, ignore_result=True, acks_late=False)
-def reconcile() -> dict[str, int]:
-    return jobs.reconcile()
+def reconcile(periodic: bool = False) -> dict[str, Any]:
+    """Beat's sends (periodic=True) run at most once per RECONCILE_INTERVAL slot."""
+    interval = get_settings().RECONCILE_INTERVAL
+    if periodic and not periodic_lock.once_per_interval(RECONCILE_TASK, interval):
+        return dict(periodic_lock.SKIPPED)
+    result = jobs.reconcile()
+    periodic_lock.record_run(RECONCILE_TASK)
+    return result
 
 
 @shared_task(name="jobs.ping")

@@ -6,17 +6,34 @@ from typing import Any
 
 from celery import shared_task
 
+from modelport.core import periodic as periodic_lock
+from modelport.core.settings import get_settings
 from modelport.monitoring import retention, sampler, webhook
 
-
-@shared_task(name="monitoring.sample", acks_late=False)
-def sample() -> dict[str, int]:
-    return sampler.sample_due()
+SAMPLE_TASK = "monitoring.sample"
+RETENTION_TASK = "monitoring.retention"
 
 
-@shared_task(name="monitoring.retention", acks_late=False)
-def purge() -> dict[str, int]:
-    return retention.purge()
+@shared_task(name=SAMPLE_TASK, acks_late=False)
+def sample(periodic: bool = False) -> dict[str, Any]:
+    """Beat's sends (periodic=True) run at most once per SAMPLE_INTERVAL_SECONDS slot."""
+    interval = get_settings().SAMPLE_INTERVAL_SECONDS
+    if periodic and not periodic_lock.once_per_interval(SAMPLE_TASK, interval):
+        return dict(periodic_lock.SKIPPED)
+    result = sampler.sample_due()
+    periodic_lock.record_run(SAMPLE_TASK)
+    return result
+
+
+@shared_task(name=RETENTION_TASK, acks_late=False)
+def purge(periodic: bool = False) -> dict[str, Any]:
+    """Beat's sends (periodic=True) run at most once per RETENTION_INTERVAL_SECONDS slot."""
+    interval = get_settings().RETENTION_INTERVAL_SECONDS
+    if periodic and not periodic_lock.once_per_interval(RETENTION_TASK, interval):
+        return dict(periodic_lock.SKIPPED)
+    result = retention.purge()
+    periodic_lock.record_run(RETENTION_TASK)
+    return result
 
 
 @shared_task(
