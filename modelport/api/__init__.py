@@ -35,10 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from modelport.api import auth, benchmark, errors, generate, health, jobs, monitoring, realtime
     from modelport.api.dashboard import bp as dashboard_bp
+    from modelport.api.openapi import bp as openapi_bp
 
     errors.register(app)
     auth.install(app)
     for blueprint in (health.bp, generate.bp, benchmark.bp, jobs.bp, monitoring.bp, dashboard_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(openapi_bp)
     realtime.init_app(app)
     return app

@@ -7,7 +7,7 @@ from flask import Flask, current_app, g, request
 from modelport.core import apikeys
 from modelport.core.errors import Unauthorized
 
-OPEN_ENDPOINTS = {"health.health"}
+OPEN_ENDPOINTS = {"health.health", "openapi.document", "openapi.docs", "openapi.asset"}
 
 
 def install(app: Flask) -> None:
