@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--procfile", default=str(ROOT / "Procfile"))
 
     sub.add_parser("db-upgrade", help="apply database migrations (alembic upgrade head)")
+    sub.add_parser("flower", help="run Flower on FLOWER_PORT (basic auth required in production)")
     sub.add_parser("demo-install", help="put the offline demo model into the HF cache")
     history = sub.add_parser(
         "demo-history", help="load N days of realistic synthetic monitoring history for a model"
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     get_settings()  # fail fast, naming any malformed variable
     if args.command == "dev":
         return run_dev(Path(args.procfile), flower=not args.no_flower)
+    if args.command == "flower":
+        return run_flower()
     if args.command == "db-upgrade":
         db_upgrade()
         return 0
@@ -86,6 +89,36 @@ def demo_history(args) -> int:
     )
     print(f"loaded {rows} samples ({args.days} days every {args.interval} s) for {model_id}")
     return 0
+
+
+def flower_argv(settings) -> list[str] | None:
+    """Flower's command line from settings; None when production would run it without auth."""
+    if settings.FLASK_ENV == "production" and not settings.FLOWER_BASIC_AUTH:
+        return None
+    argv = [
+        sys.executable, "-m", "celery", "-A", "modelport.workers.app", "flower",
+        f"--port={settings.FLOWER_PORT}", f"--address={settings.HOST}",
+    ]  # fmt: skip
+    if settings.FLOWER_BASIC_AUTH:
+        argv.append(f"--basic-auth={settings.FLOWER_BASIC_AUTH}")
+    if settings.FLOWER_URL_PREFIX:
+        argv.append(f"--url_prefix={settings.FLOWER_URL_PREFIX}")
+    return argv
+
+
+def run_flower() -> int:
+    from modelport.core.settings import get_settings
+
+    argv = flower_argv(get_settings())
+    if argv is None:
+        print(
+            "modelport: refusing to run Flower without authentication in production; "
+            "set FLOWER_BASIC_AUTH=user:password",
+            file=sys.stderr,
+        )
+        return 2
+    os.execv(sys.executable, argv)  # noqa: S606 - fixed argv, no shell
+    return 0  # pragma: no cover
 
 
 def db_upgrade(url: str | None = None) -> None:

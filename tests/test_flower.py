@@ -19,16 +19,15 @@ USER, PASSWORD = "ops", "s3cret-pass"
 
 @pytest.fixture()
 def flower(platform_env, worker, monkeypatch, tmp_path):
+    port = localredis.free_port()
     monkeypatch.setenv("FLOWER_BASIC_AUTH", f"{USER}:{PASSWORD}")
     monkeypatch.setenv("FLOWER_URL_PREFIX", "flower")
+    monkeypatch.setenv("FLOWER_PORT", str(port))
+    monkeypatch.setenv("HOST", "127.0.0.1")
     reset_settings()
     settings = get_settings()
-    port = localredis.free_port()
-    args = [
-        sys.executable, "-m", "celery", "-A", "modelport.workers.app", "flower",
-        f"--port={port}", "--address=127.0.0.1",
-        f"--basic-auth={settings.FLOWER_BASIC_AUTH}", f"--url_prefix={settings.FLOWER_URL_PREFIX}",
-    ]  # fmt: skip
+    # the Procfile's own command: `modelport flower` builds Flower's options from settings
+    args = [sys.executable, "-m", "modelport.cli", "flower"]
     log_path = tmp_path / "flower.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
@@ -83,3 +82,27 @@ def test_flower_sees_worker_and_finished_task(flower, worker):
     workers = requests.get(f"{flower}/api/workers", params={"refresh": 1}, auth=auth, timeout=10)
     assert workers.status_code == 200
     assert any(name.startswith("main@") for name in workers.json()), workers.json()
+
+
+def test_flower_refuses_to_run_unauthenticated_in_production():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FLASK_ENV": "production", "SECRET_KEY": "k" * 40}
+    env.pop("FLOWER_BASIC_AUTH", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "modelport.cli", "flower"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "FLOWER_BASIC_AUTH" in run.stderr and "Traceback" not in run.stderr
+
+    from modelport.cli import flower_argv
+    from modelport.core.settings import Settings
+
+    argv = flower_argv(
+        Settings(FLASK_ENV="production", SECRET_KEY="k" * 40, FLOWER_BASIC_AUTH="ops:pw",
+                 FLOWER_URL_PREFIX="flower")
+    )  # fmt: skip
+    assert "--basic-auth=ops:pw" in argv and "--url_prefix=flower" in argv
