@@ -165,6 +165,6 @@ def create_alert_rule():
 def delete_alert_rule(rule_id: int):
     from modelport.monitoring.alerts import delete_rule
 
-    if not delete_rule(rule_id):
+    if not 0 < rule_id < 2**63 or not delete_rule(rule_id):
         raise NotFound(f"no alert rule with id {rule_id}")
     return "", 204

@@ -116,6 +116,7 @@ def test_api_conforms_to_its_document(api_schema):
         @settings(
             max_examples=30,
             deadline=None,
+            derandomize=True,  # the same cases every CI run; widen max_examples to explore
             suppress_health_check=list(HealthCheck),
             database=None,
         )
