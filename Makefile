@@ -41,6 +41,8 @@ bench: setup
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/benchmark_fidelity.py
 	$(BIN)/python bench/monitor_query.py
+	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/api_load.py
 	# exits 2 with a message where no NVIDIA GPU exists
 	-$(BIN)/python bench/gpu_smoke.py
 
