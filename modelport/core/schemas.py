@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from modelport.core.quantity import parse_memory
 
@@ -16,27 +16,57 @@ OPTIMIZATION_LEVELS = ("none", "standard", "aggressive")
 BUNDLE_FORMAT = 1
 
 
-class GenerateOptionsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class GenerateOptions(BaseModel):
+    """SPEC's `options` for POST /api/generate (camelCase on the wire), validated once here
+    for the API and reused by the worker (packaging.options adds the runtime mapping)."""
 
-    batchSize: StrictInt = Field(8, ge=1, le=1024)
-    memory: str | None = Field(None, max_length=32)
-    gpu: StrictBool = False
-    optimizationLevel: Literal["none", "standard", "aggressive"] = "standard"
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    batch_size: int = Field(8, alias="batchSize", ge=1, le=1024, strict=True)
+    memory: str | None = Field(None, description="Kubernetes quantity, e.g. 2Gi")
+    gpu: bool = Field(False, strict=True)
+    optimization_level: Literal["none", "standard", "aggressive"] = Field(
+        "standard", alias="optimizationLevel"
+    )
 
     @field_validator("memory")
     @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_memory(value)
+    def _memory_is_quantity(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        parse_memory(value)  # raises ValueError with the accepted form
         return value
+
+    @field_validator("optimization_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory) if self.memory is not None else None
+
+    def normalized(self) -> dict[str, Any]:
+        """Options with equivalent spellings made equal ("1Gi" and "1024Mi" agree)."""
+        return {
+            "batchSize": self.batch_size,
+            "memory": self.memory_bytes,
+            "gpu": self.gpu,
+            "optimizationLevel": self.optimization_level,
+        }
+
+    def fingerprint(self) -> str:
+        """Stable 16-hex-digit hash of the normalized options, for cache keys."""
+        text = json.dumps(self.normalized(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     modelUrl: str  # parsed by modelref, which says what is accepted (1001)
-    options: GenerateOptionsIn = Field(default_factory=GenerateOptionsIn)
+    options: GenerateOptions = Field(default_factory=GenerateOptions)
 
 
 def fingerprint(payload: dict[str, Any]) -> str:

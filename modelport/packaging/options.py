@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from modelport.core.quantity import parse_memory
+from modelport.core import schemas
 
 OptimizationLevel = Literal["none", "standard", "aggressive"]
 OPTIMIZATION_LEVELS: dict[str, str] = {
@@ -38,33 +34,8 @@ class OptimizationSettings:
         return asdict(self)
 
 
-class GenerateOptions(BaseModel):
-    """SPEC's `options` for POST /api/generate, validated (camelCase on the wire)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
-
-    batch_size: int = Field(8, alias="batchSize", ge=1, le=1024, strict=True)
-    memory: str | None = Field(None, description="Kubernetes quantity, e.g. 2Gi")
-    gpu: bool = Field(False, strict=True)
-    optimization_level: OptimizationLevel = Field("standard", alias="optimizationLevel")
-
-    @field_validator("memory")
-    @classmethod
-    def _memory_is_quantity(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        parse_memory(value)  # raises ValueError with the accepted form
-        return value
-
-    @field_validator("optimization_level", mode="before")
-    @classmethod
-    def _lower_level(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @property
-    def memory_bytes(self) -> int | None:
-        return parse_memory(self.memory) if self.memory is not None else None
+class GenerateOptions(schemas.GenerateOptions):
+    """The validated options (core.schemas) plus what they mean for run_inference.py."""
 
     @property
     def max_delay_ms(self) -> int:
@@ -72,20 +43,6 @@ class GenerateOptions(BaseModel):
 
     def optimization(self) -> OptimizationSettings:
         return optimization_settings(self.optimization_level, gpu=self.gpu)
-
-    def normalized(self) -> dict[str, Any]:
-        """Options with equivalent spellings made equal ("1Gi" and "1024Mi" agree)."""
-        return {
-            "batchSize": self.batch_size,
-            "memory": self.memory_bytes,
-            "gpu": self.gpu,
-            "optimizationLevel": self.optimization_level,
-        }
-
-    def fingerprint(self) -> str:
-        """Stable 16-hex-digit hash of the normalized options, for cache keys."""
-        text = json.dumps(self.normalized(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
