@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from modelport.api import ratelimit
-from modelport.api.common import job_response, parse_body, wait_seconds
-from modelport.core import jobs
-from modelport.core.celery_app import BENCHMARK_TASK, get_celery
-from modelport.core.db import session_scope
+from modelport.api.common import parse_body, submit_job
+from modelport.core.celery_app import BENCHMARK_TASK, workers_by_queue
 from modelport.core.errors import ValidationFailed
 from modelport.core.modelref import parse_model_url
 from modelport.core.redis_client import get_redis
@@ -46,20 +44,14 @@ def benchmark():
     if cached is not None:
         return jsonify(cached), 200
     queue = "gpu" if device == "cuda" else "cpu"
-    with session_scope() as session:
-        job = jobs.new_job(
-            session,
-            kind="benchmark",
-            task_name=BENCHMARK_TASK,
-            queue=queue,
-            params=params,
-            model_id=ref.repo_id,
-            cache_key=params["configKey"],
-            api_key_id=g.get("api_key_id"),
-        )
-        job_id = job.id
-    jobs.enqueue(job_id, BENCHMARK_TASK, queue)
-    return job_response(job_id, wait_seconds())
+    return submit_job(
+        kind="benchmark",
+        task_name=BENCHMARK_TASK,
+        queue=queue,
+        params=params,
+        model_id=ref.repo_id,
+        cache_key=params["configKey"],
+    )
 
 
 def pick_device(asked: str, settings) -> str:
@@ -82,10 +74,6 @@ def gpu_workers_online() -> int:
     cached = cache.get(GPU_WORKERS_KEY)
     if cached is not None:
         return int(cached)
-    try:
-        replies = get_celery().control.inspect(timeout=0.5).active_queues() or {}
-    except Exception:
-        replies = {}
-    count = sum(1 for queues in replies.values() if any(q["name"] == "gpu" for q in queues))
+    count = len(workers_by_queue(timeout=0.5)["gpu"])
     cache.set(GPU_WORKERS_KEY, json.dumps(count), ex=30)
     return count

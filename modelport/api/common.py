@@ -8,7 +8,7 @@ import time
 from typing import TypeVar
 
 import redis
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from modelport.core import events
@@ -86,6 +86,24 @@ def wait_for_job(job_id: str, seconds: float) -> Job:
             pubsub.get_message(timeout=min(remaining, 1.0))  # any event: look again
     finally:
         pubsub.close()
+
+
+def submit_job(*, kind: str, task_name: str, queue: str, params: dict, model_id: str,
+               cache_key: str | None):  # fmt: skip
+    """Record the job, commit, then enqueue it by task name; answer as `job_response` does."""
+    with session_scope() as session:
+        job_id = core_jobs.new_job(
+            session,
+            kind=kind,
+            task_name=task_name,
+            queue=queue,
+            params=params,
+            model_id=model_id,
+            cache_key=cache_key,
+            api_key_id=g.get("api_key_id"),
+        ).id
+    core_jobs.enqueue(job_id, task_name, queue)
+    return job_response(job_id, wait_seconds())
 
 
 def job_response(job_id: str, wait: float):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from modelport.api import ratelimit
-from modelport.api.common import job_response, parse_body, wait_seconds
-from modelport.core import cache, jobs
+from modelport.api.common import parse_body, submit_job
+from modelport.core import cache
 from modelport.core.celery_app import GENERATE_TASK
-from modelport.core.db import session_scope
 from modelport.core.errors import ValidationFailed
 from modelport.core.modelref import parse_model_url
 from modelport.core.quantity import parse_memory
@@ -28,27 +27,21 @@ def generate():
     params = {
         "repoId": ref.repo_id,
         "revision": ref.revision,
-        "options": options.model_dump(),
+        "options": options.model_dump(by_alias=True),
     }
     key = fingerprint({"revision": ref.revision_or_default, "options": params["options"]})
     cached = cache.get_files(ref.repo_id, key)
     if cached is not None:
         return jsonify(cached), 200
 
-    with session_scope() as session:
-        job = jobs.new_job(
-            session,
-            kind="generate",
-            task_name=GENERATE_TASK,
-            queue="default",
-            params={**params, "cacheKey": key},
-            model_id=ref.repo_id,
-            cache_key=key,
-            api_key_id=g.get("api_key_id"),
-        )
-        job_id = job.id
-    jobs.enqueue(job_id, GENERATE_TASK, "default")
-    return job_response(job_id, wait_seconds())
+    return submit_job(
+        kind="generate",
+        task_name=GENERATE_TASK,
+        queue="default",
+        params={**params, "cacheKey": key},
+        model_id=ref.repo_id,
+        cache_key=key,
+    )
 
 
 def _check_limits(options, settings) -> None:

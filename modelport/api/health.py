@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from modelport.core.celery_app import QUEUES, get_celery
+from modelport.core.celery_app import QUEUES, workers_by_queue
 from modelport.core.db import get_engine
 from modelport.core.redis_client import get_redis
 
@@ -15,7 +15,7 @@ bp = Blueprint("health", __name__, url_prefix="/api")
 @bp.get("/health")
 def health():
     checks = {"database": _database(), "redis": _redis()}
-    checks["workers"] = _workers() if checks["redis"]["ok"] else {q: [] for q in QUEUES}
+    checks["workers"] = workers_by_queue() if checks["redis"]["ok"] else {q: [] for q in QUEUES}
     ok = checks["database"]["ok"] and checks["redis"]["ok"]
     body = {"status": "ok" if ok else "degraded", **checks}
     body["queues"] = {q: len(w) for q, w in checks["workers"].items()}
@@ -37,15 +37,3 @@ def _redis() -> dict:
         return {"ok": True}
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
-
-
-def _workers() -> dict[str, list[str]]:
-    by_queue: dict[str, list[str]] = {q: [] for q in QUEUES}
-    try:
-        replies = get_celery().control.inspect(timeout=1.0).active_queues() or {}
-    except Exception:
-        return by_queue
-    for worker, queues in replies.items():
-        for queue in queues:
-            by_queue.setdefault(queue["name"], []).append(worker)
-    return by_queue

@@ -87,3 +87,16 @@ def get_celery() -> Celery:
 def reset_celery() -> None:
     global _app
     _app = None
+
+
+def workers_by_queue(timeout: float = 1.0) -> dict[str, list[str]]:
+    """Which workers consume each queue, asked of the workers (a broadcast; waits `timeout`)."""
+    by_queue: dict[str, list[str]] = {q: [] for q in QUEUES}
+    try:
+        replies = get_celery().control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # broker down or no reply: nobody is known to consume
+        return by_queue
+    for worker, queues in replies.items():
+        for queue in queues:
+            by_queue.setdefault(queue["name"], []).append(worker)
+    return by_queue
