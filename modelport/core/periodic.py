@@ -19,6 +19,8 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -71,3 +73,13 @@ def _incr(key: str) -> None:
         get_redis().incr(key)
     except (redis.RedisError, OSError) as exc:
         log.warning("could not count %s: %s", key, exc)
+
+
+def run_periodic(name: str, interval_s: float, periodic: bool, work: Callable[[], Any]) -> Any:
+    """Run `work` unless beat already ran `name` in this interval slot (only beat's sends,
+    `periodic=True`, take the lock); count the runs."""
+    if periodic and not once_per_interval(name, interval_s):
+        return dict(SKIPPED)
+    result = work()
+    record_run(name)
+    return result

@@ -7,8 +7,8 @@ from typing import Any
 from celery import shared_task
 
 from modelport.core import jobs
-from modelport.core import periodic as periodic_lock
 from modelport.core.celery_app import RECONCILE_TASK
+from modelport.core.periodic import run_periodic
 from modelport.core.settings import get_settings
 
 
@@ -16,11 +16,7 @@ from modelport.core.settings import get_settings
 def reconcile(periodic: bool = False) -> dict[str, Any]:
     """Beat's sends (periodic=True) run at most once per RECONCILE_INTERVAL slot."""
     interval = get_settings().RECONCILE_INTERVAL
-    if periodic and not periodic_lock.once_per_interval(RECONCILE_TASK, interval):
-        return dict(periodic_lock.SKIPPED)
-    result = jobs.reconcile()
-    periodic_lock.record_run(RECONCILE_TASK)
-    return result
+    return run_periodic(RECONCILE_TASK, interval, periodic, jobs.reconcile)
 
 
 @shared_task(name="jobs.ping")

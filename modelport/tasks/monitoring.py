@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from modelport.core import periodic as periodic_lock
+from modelport.core.periodic import run_periodic
 from modelport.core.settings import get_settings
 from modelport.monitoring import retention, sampler, webhook
 
@@ -18,22 +18,14 @@ RETENTION_TASK = "monitoring.retention"
 def sample(periodic: bool = False) -> dict[str, Any]:
     """Beat's sends (periodic=True) run at most once per SAMPLE_INTERVAL_SECONDS slot."""
     interval = get_settings().SAMPLE_INTERVAL_SECONDS
-    if periodic and not periodic_lock.once_per_interval(SAMPLE_TASK, interval):
-        return dict(periodic_lock.SKIPPED)
-    result = sampler.sample_due()
-    periodic_lock.record_run(SAMPLE_TASK)
-    return result
+    return run_periodic(SAMPLE_TASK, interval, periodic, sampler.sample_due)
 
 
 @shared_task(name=RETENTION_TASK, acks_late=False)
 def purge(periodic: bool = False) -> dict[str, Any]:
     """Beat's sends (periodic=True) run at most once per RETENTION_INTERVAL_SECONDS slot."""
     interval = get_settings().RETENTION_INTERVAL_SECONDS
-    if periodic and not periodic_lock.once_per_interval(RETENTION_TASK, interval):
-        return dict(periodic_lock.SKIPPED)
-    result = retention.purge()
-    periodic_lock.record_run(RETENTION_TASK)
-    return result
+    return run_periodic(RETENTION_TASK, interval, periodic, retention.purge)
 
 
 @shared_task(
