@@ -15,7 +15,7 @@ from modelport.benchmarking.cached import assemble, cached_rows, config_from
 from modelport.benchmarking.report import BatchResult, BenchmarkReport
 from modelport.core import cache
 from modelport.core.modelref import ModelRef
-from modelport.core.records import add_event, add_metrics
+from modelport.core.records import Outcome, add_event, add_metrics
 from modelport.core.registry import upsert_model
 from modelport.core.schemas import benchmark_config_key
 from modelport.core.settings import get_settings
@@ -26,8 +26,13 @@ Progress = Callable[[float, str], None]
 
 
 def benchmark_model(
-    params: dict[str, Any], progress: Progress | None = None, job_id: str | None = None
+    params: dict[str, Any],
+    progress: Progress | None = None,
+    job_id: str | None = None,
+    outcome: Outcome | None = None,
 ) -> dict[str, Any]:
+    """Measure (or reuse) and return SPEC's benchmark result. Rows and cache entries go to
+    `outcome` (a job commits them with its success); without one they are written here."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from modelport.benchmarking.runner import run_benchmark
@@ -64,18 +69,30 @@ def benchmark_model(
     duration = measured.duration_s if measured else 0.0
     report = assemble(model, config, rows, device, duration_s=duration)
 
+    own = outcome is None
+    outcome = outcome or Outcome()
     if measured:
-        _record(facts.repo_id, measured, key, device, job_id)
-    add_event(facts.repo_id, "benchmark_completed", _summary(report), "info")
+        _record(outcome, facts.repo_id, measured, key, device, job_id)
+    summary = _summary(report)
+    outcome.write(
+        lambda session: add_event(
+            facts.repo_id, "benchmark_completed", summary, "info", session=session
+        )
+    )
+    if own:
+        outcome.apply_now()
     spec = report.to_spec()
     spec["reusedBatchSizes"] = sorted(reused)
     return spec
 
 
-def _record(model_id, measured: BenchmarkReport, key, device, job_id) -> None:
-    config = measured.config
-    add_metrics(
-        model_id, measured.metric_rows(), source="benchmark", job_id=job_id, device=config.device
+def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, job_id) -> None:
+    rows = measured.metric_rows()
+    where = measured.config.device
+    outcome.write(
+        lambda session: add_metrics(
+            model_id, rows, source="benchmark", job_id=job_id, device=where, session=session
+        )
     )
     for row in measured.rows:
         if row.status == "ok" and row.measured:
@@ -85,7 +102,11 @@ def _record(model_id, measured: BenchmarkReport, key, device, job_id) -> None:
                 "detail": row.to_dict(),
                 "device": device,
             }
-            cache.set_benchmark(model_id, row.batch_size, key, entry)
+            outcome.then(
+                lambda size=row.batch_size, entry=entry: cache.set_benchmark(
+                    model_id, size, key, entry
+                )
+            )
 
 
 def _summary(report: BenchmarkReport) -> str:

@@ -20,6 +20,7 @@ from modelport.core import events
 from modelport.core.celery_app import get_celery
 from modelport.core.db import session_scope
 from modelport.core.models import FINAL_STATUSES, Job, utcnow
+from modelport.core.records import Outcome
 from modelport.core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,18 @@ def heartbeat(job_id: str, token: str) -> bool:
         return result.rowcount == 1
 
 
+def release(job_id: str, token: str) -> bool:
+    """Give a claimed job back after a transient failure (the database went away mid-run):
+    queued again for the retry that follows. The attempt still counts toward the cap."""
+    with session_scope() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running", Job.worker == token)
+            .values(status="queued", worker=None, lease_expires_at=None, stage="retrying")
+        )
+        return result.rowcount == 1
+
+
 def report_progress(job_id: str, token: str, progress: float, stage: str) -> bool:
     progress = max(0.0, min(1.0, progress))
     with session_scope() as session:
@@ -171,15 +184,19 @@ def report_progress(job_id: str, token: str, progress: float, stage: str) -> boo
     return owned
 
 
-def succeed(job_id: str, token: str, result: dict[str, Any]) -> bool:
-    return _finish(job_id, token, "succeeded", result=result)
+def succeed(
+    job_id: str, token: str, result: dict[str, Any], outcome: Outcome | None = None
+) -> bool:
+    """Record success, with the rows in `outcome`, in one transaction: only if this attempt
+    still owns the job, so a result is recorded once however often the job ran."""
+    return _finish(job_id, token, "succeeded", result=result, outcome=outcome)
 
 
 def fail(job_id: str, token: str | None, error: dict[str, Any]) -> bool:
     return _finish(job_id, token, "failed", error=error)
 
 
-def _finish(job_id, token, status, *, result=None, error=None) -> bool:
+def _finish(job_id, token, status, *, result=None, error=None, outcome=None) -> bool:
     now = utcnow()
     owner = Job.worker == token if token else Job.status.in_(("queued", "running"))
     with session_scope() as session:
@@ -196,7 +213,11 @@ def _finish(job_id, token, status, *, result=None, error=None) -> bool:
                 stage=status,
             )
         )
-    done = res.rowcount == 1
+        done = res.rowcount == 1
+        if done and outcome is not None:
+            outcome.write_rows(session)
+    if done and outcome is not None:
+        outcome.committed()
     if done:
         events.publish_job(
             job_id, "job_completed", {"status": status, "result": result, "error": error}

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     ALERT_WEBHOOK_URL: str | None = None
 
     # modelport additions
+    # how long a statement waits for a locked SQLite database, or a connection to PostgreSQL,
+    # before the API answers 503 (workers retry the job later instead of failing it)
+    DB_TIMEOUT_SECONDS: float = Field(5.0, gt=0, le=300)
     REQUIRE_API_KEY: bool = False
     JOB_MAX_ATTEMPTS: int = Field(3, ge=1, le=20)
     JOB_LEASE_SECONDS: int = Field(60, ge=2, le=3600)

@@ -17,4 +17,6 @@ def benchmark(self, job_id: str) -> str:
 def _work(params, attempt):
     from modelport.benchmarking.service import benchmark_model
 
-    return benchmark_model(params, progress=attempt.progress, job_id=attempt.job_id)
+    return benchmark_model(
+        params, progress=attempt.progress, job_id=attempt.job_id, outcome=attempt.outcome
+    )

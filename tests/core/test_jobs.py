@@ -115,3 +115,51 @@ def test_reconcile_requeues_lost_and_expired_jobs(jobs_db):
     assert not jobs.succeed(running, claim.token, {"late": True})
     # nothing left to do on a second pass
     assert jobs.reconcile() == {"requeued": 0, "expired": 0, "failed": 0}
+
+
+def test_a_jobs_rows_are_written_with_its_success_or_not_at_all(jobs_db):
+    from sqlalchemy import func, select
+
+    from modelport.core.models import Event
+    from modelport.core.records import Outcome, add_event
+    from modelport.core.registry import upsert_model
+
+    upsert_model({"id": "m/x"})
+
+    def outcome_of(label: str, after: list) -> Outcome:
+        outcome = Outcome()
+        outcome.write(lambda s: add_event("m/x", "benchmark_completed", label, session=s))
+        outcome.then(lambda: after.append(label))
+        return outcome
+
+    def events_with(label: str) -> int:
+        with session_scope() as session:
+            return session.scalar(
+                select(func.count()).select_from(Event).where(Event.description == label)
+            )
+
+    job_id = make_job("benchmark")
+    first = jobs.claim(job_id)
+    with session_scope() as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(1))
+        )
+    second = jobs.claim(job_id)
+    after: list[str] = []
+    # the superseded attempt finishes late: neither its rows nor its cache step happen
+    assert not jobs.succeed(job_id, first.token, {"r": 1}, outcome_of("first", after))
+    assert events_with("first") == 0 and after == []
+    assert jobs.succeed(job_id, second.token, {"r": 2}, outcome_of("second", after))
+    assert events_with("second") == 1 and after == ["second"]
+
+
+def test_a_released_job_is_claimable_again_and_keeps_its_attempt_count(jobs_db):
+    job_id = make_job()
+    first = jobs.claim(job_id)
+    assert not jobs.release(job_id, "not-the-owner")
+    assert jobs.release(job_id, first.token)
+    row = load(job_id)
+    assert row.status == "queued" and row.worker is None and row.attempts == 1
+    second = jobs.claim(job_id)
+    assert second.outcome == "claimed" and second.job.attempts == 2
+    assert not jobs.succeed(job_id, first.token, {"late": True})
