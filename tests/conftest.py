@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.hf", "tests.fixtures.services"]
+pytest_plugins = ["tests.fixtures.hf", "tests.fixtures.services", "tests.fixtures.stack"]

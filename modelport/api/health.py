@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from modelport.core.celery_app import QUEUES, workers_by_queue
 from modelport.core.db import get_engine
+from modelport.core.errors import ServiceUnavailable
 from modelport.core.redis_client import get_redis
 
 bp = Blueprint("health", __name__, url_prefix="/api")
@@ -19,7 +20,12 @@ def health():
     ok = checks["database"]["ok"] and checks["redis"]["ok"]
     body = {"status": "ok" if ok else "degraded", **checks}
     body["queues"] = {q: len(w) for q, w in checks["workers"].items()}
-    return jsonify(body), 200 if ok else 503
+    if ok:
+        return jsonify(body), 200
+    down = [name for name in ("database", "redis") if not checks[name]["ok"]]
+    error = ServiceUnavailable(f"{' and '.join(down)} unavailable; retry shortly", {"down": down})
+    body["error"] = error.to_dict()["error"]
+    return jsonify(body), 503, {"Retry-After": "5"}
 
 
 def _database() -> dict:

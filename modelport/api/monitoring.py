@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import uuid
 
+import redis
 from flask import Blueprint, current_app, jsonify, request
 
 from modelport.api.common import parse_body
@@ -16,6 +19,7 @@ from modelport.core.redis_client import get_redis
 from modelport.core.schemas import AlertRuleCreate, DeploymentCreate, MonitorRequest, fingerprint
 
 bp = Blueprint("monitoring", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 MONITOR_CACHE_TTL = 30  # seconds: the statistics are cached briefly, samples arrive per minute
 
 
@@ -26,12 +30,17 @@ def monitor():
     req = parse_body(MonitorRequest)
     model_id = parse_model_url(req.modelId).repo_id
     key = f"monitor:{model_id}:" + fingerprint({"days": req.days, "metrics": req.metrics})
-    redis = get_redis()
-    cached = redis.get(key)
+    # the cache only saves work: with Redis down the answer comes from the database
+    try:
+        cached = get_redis().get(key)
+    except redis.RedisError as exc:
+        log.warning("monitor cache unavailable: %s", exc)
+        cached = None
     if cached:
         return current_app.response_class(cached, mimetype="application/json")
     body = json.dumps(monitor_report(model_id, req.days, req.metrics))
-    redis.set(key, body, ex=MONITOR_CACHE_TTL)
+    with contextlib.suppress(redis.RedisError):
+        get_redis().set(key, body, ex=MONITOR_CACHE_TTL)
     return current_app.response_class(body, mimetype="application/json")
 
 

@@ -186,6 +186,9 @@ class Health(BaseModel):
     redis: Check
     workers: dict[str, list[str]]
     queues: dict[str, int]
+    error: ErrorDetail | None = Field(
+        None, description="When degraded: SPEC's error (1010) naming what is down"
+    )
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
