@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import statistics
@@ -14,6 +16,62 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(
+    figure: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    baseline_what: str | None = None,
+    ratio: float | None = None,
+    target: str | None = None,
+    passed: bool | None = None,
+    note: str | None = None,
+) -> dict:
+    """One result row for `bench/run_all.py`'s table; appended as a JSON line to the file in
+    BENCH_RESULTS when that is set (a script run alone just prints, as before).
+
+    `baseline` is measured in the same run and in the same unit as `value`; `ratio` defaults
+    to value / baseline. `target` is the figure's stated target as text ("p95 < 200 ms"), and
+    `passed` whether this run met it; both stay None where the figure has no target.
+    """
+    if ratio is None and baseline:
+        ratio = value / baseline
+    row = {
+        "script": Path(sys.argv[0]).name,
+        "status": "ok",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_what": baseline_what,
+        "ratio": ratio,
+        "target": target,
+        "passed": passed,
+        "note": note,
+    }
+    _append(row)
+    return row
+
+
+def record_skip(figure: str, reason: str) -> dict:
+    """A figure this run could not measure (e.g. no NVIDIA GPU): shown as `not run: reason`."""
+    row = {"script": Path(sys.argv[0]).name, "status": "not run", "figure": figure,
+           "reason": reason}  # fmt: skip
+    _append(row)
+    return row
+
+
+def _append(row: dict) -> None:
+    path = os.environ.get("BENCH_RESULTS")
+    if not path:
+        return
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in row.items()}  # fmt: skip
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(clean) + "\n")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import ROOT, Platform, percentile
+from _harness import ROOT, Platform, percentile, record
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -111,6 +111,23 @@ def main() -> int:
         for name, r in [*rows, ("GET /bare (baseline)", baseline)]:
             print(f"{name:30} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:7d} "
                   f"{r['rps'] / baseline['rps']:14.2f}")  # fmt: skip
+        labels = {
+            "GET /api/jobs/<id>": "`GET /api/jobs/<id>`",
+            "POST /api/generate (cached)": "cached `POST /api/generate`",
+        }
+        for name, r in rows:
+            for stat, unit in (("rps", "req/s"), ("p50", "ms"), ("p99", "ms")):
+                what = unit if stat == "rps" else stat
+                errors = f", {r['errors']} errors" if r["errors"] else ""
+                record(
+                    f"{labels[name]}, {args.clients} concurrent clients "
+                    f"(gunicorn gthread 1x16): {what}",
+                    r[stat],
+                    unit,
+                    baseline=baseline[stat],
+                    baseline_what="bare Flask endpoint, same server setup",
+                    note=f"{args.seconds:g} s, n={r['n']}{errors}",
+                )
     finally:
         bare.send_signal(signal.SIGTERM)
         bare.wait(timeout=15)

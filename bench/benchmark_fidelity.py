@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Platform
+from _harness import Platform, record
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SIZES = [1, 8, 32]
@@ -101,6 +101,17 @@ def main() -> int:
             worst = max(worst, abs(1 - ratio))
             print(f"{size:5} {detail['throughput']:19.1f} {plain:21.1f} {ratio:6.3f} "
                   f"{'yes' if abs(1 - ratio) <= 0.10 else 'NO':>10}")  # fmt: skip
+            record(
+                f"platform throughput, all-MiniLM-L6-v2, seq {args.sequence_length}, batch {size}",
+                detail["throughput"],
+                "samples/s",
+                baseline=plain,
+                baseline_what=f"plain torch loop, same shape, {threads} threads",
+                ratio=ratio,
+                target="ratio within 10 % of 1.0",
+                passed=abs(1 - ratio) <= 0.10,
+                note=f"{args.iterations} iterations",
+            )
         print(f"largest deviation: {worst * 100:.1f}% (target: within 10%)")
         return 0
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Platform, summary
+from _harness import Platform, record, summary
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -76,6 +76,19 @@ def main() -> int:
                 f"{value['median'] / baseline['median']:15.2f}"
             )
         print("baseline: raw Celery round trip of a no-op task (jobs.ping) on the same worker")
+        what = "Celery no-op round trip (jobs.ping)"
+        for (name, value, baseline), label in zip(
+            rows, ("as a job, `files:` cache cleared", "answered from `files:`"), strict=True
+        ):
+            for stat in ("median", "p95"):
+                record(
+                    f"`{name.split(' (')[0]}` {label}: {stat}",
+                    value[stat] * 1e3,
+                    "ms",
+                    baseline=baseline[stat] * 1e3,
+                    baseline_what=what,
+                    note=f"n={value['n']}",
+                )
     finally:
         platform.close()
     return 0

@@ -91,8 +91,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sequence-length", type=int, default=128)
     args = parser.parse_args()
+    from bench._harness import record, record_skip
+
     gpus = gpu_names()
     if not gpus:
+        record_skip("GPU queue path (`-Q gpu` worker) vs plain torch loop", "no NVIDIA GPU")
         print("gpu_smoke: no NVIDIA GPU here (nvidia-smi -L found none); run it on a CUDA machine.")
         return 2
     print("GPUs:", *gpus, sep="\n  ")
@@ -166,8 +169,11 @@ def main() -> int:
               f"{'p50 ms':>7} {'p99 ms':>7} {'cuda MB':>8} {'TFLOP/s':>8} {'%peak':>6} "
               f"{'$/M inf':>8}")  # fmt: skip
         for level, d in rows:
+            figure = (f"GPU platform throughput, {repo_id}, seq {args.sequence_length}, "
+                      f"optimizationLevel {level}, batch {d['batchSize']}")  # fmt: skip
             if d["status"] != "ok":
                 print(f"{level:9} {d['batchSize']:5} {d['status']}: {d['message']}")
+                record_skip(figure, f"{d['status']}: {d['message']}")
                 continue
             dtype = torch.float16 if level == "standard" else torch.float32
             plain = plain_loop(repo_id, d["batchSize"], args.sequence_length,
@@ -179,6 +185,14 @@ def main() -> int:
                   f"{d['throughput'] / plain:6.2f} {lat['p50']:7.2f} {lat['p99']:7.2f} "
                   f"{d.get('cudaMaxAllocatedMb') or 0:8.1f} {tflops:8.2f} {frac:6.2f} "
                   f"{d.get('costPerMillion') or 0:8.3f}")  # fmt: skip
+            record(
+                figure,
+                d["throughput"],
+                "samples/s",
+                baseline=plain,
+                baseline_what=f"plain torch loop, same GPU, {dtype}".replace("torch.", ""),
+                note=f"p99 {lat['p99']:.2f} ms, {args.iterations} iterations",
+            )
         return 0
     finally:
         if worker is not None:

@@ -25,7 +25,7 @@ import requests
 import simple_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import ROOT, percentile
+from _harness import ROOT, percentile, record
 
 MODEL = "fanout-model"
 
@@ -147,6 +147,20 @@ def main() -> None:
               f"max={max(ws):.1f} ms")  # fmt: skip
         print(f"redis pub/sub : received {len(bare)}/{args.events}  "
               f"p50={percentile(bare, 50):.1f} ms  p99={percentile(bare, 99):.1f} ms")  # fmt: skip
+        delivered = f"{len(ws):,}/{expected:,} delivered"
+        for q in (50, 99):
+            value = percentile(ws, q)
+            record(
+                f"publish → receipt at {args.subscribers} WebSocket subscribers of one model "
+                f"(gunicorn gthread, {args.subscribers + 50} threads): p{q}",
+                value,
+                "ms",
+                baseline=percentile(bare, q),
+                baseline_what="bare Redis pub/sub subscriber",
+                target="p99 < 250 ms" if q == 99 else None,
+                passed=value < 250 if q == 99 else None,
+                note=f"{delivered}, {args.events} events",
+            )
         for sub in subs:
             sub.client.close()
     finally:
