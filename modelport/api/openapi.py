@@ -280,6 +280,54 @@ def _statuses() -> tuple[str, ...]:
     return JOB_STATUSES
 
 
+def operation_id(method: str, path: str) -> str:
+    """`get /api/jobs/{jobId}` -> `getJobsByJobId`: stable ids for clients and links."""
+    words = []
+    for part in path.removeprefix("/api/").split("/"):
+        if part.startswith("{"):
+            name = part.strip("{}")
+            words.append("By" + name[0].upper() + name[1:])
+        else:
+            words += [w[:1].upper() + w[1:] for w in part.replace(".", "_").split("_") if w]
+    return method + "".join(words)
+
+
+# What a created resource's answer leads to: OpenAPI links (clients, and schemathesis's
+# stateful runs, follow them from the answer to the next call).
+LINKS = {
+    ("/api/generate", "post", "202"): {
+        "GetJob": ("getJobsByJobId", {"jobId": "$response.body#/jobId"}),
+        "CancelJob": ("deleteJobsByJobId", {"jobId": "$response.body#/jobId"}),
+    },
+    ("/api/benchmark", "post", "202"): {
+        "GetJob": ("getJobsByJobId", {"jobId": "$response.body#/jobId"}),
+        "CancelJob": ("deleteJobsByJobId", {"jobId": "$response.body#/jobId"}),
+    },
+    ("/api/deployments", "post", "201"): {
+        "GetDeployment": ("getDeploymentsByDeploymentId", {"deploymentId": "$response.body#/id"}),
+        "DeleteDeployment": (
+            "deleteDeploymentsByDeploymentId",
+            {"deploymentId": "$response.body#/id"},
+        ),
+    },
+    ("/api/alerts", "post", "201"): {
+        "DeleteAlert": ("deleteAlertsByRuleId", {"ruleId": "$response.body#/id"}),
+    },
+}
+
+
+def _linked(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            op["operationId"] = operation_id(method, path)
+    for (path, method, status), links in LINKS.items():
+        paths[path][method]["responses"][status]["links"] = {
+            name: {"operationId": target, "parameters": params}
+            for name, (target, params) in links.items()
+        }
+    return paths
+
+
 @cache
 def build_document() -> dict[str, Any]:
     components: dict[str, Any] = {}
@@ -289,7 +337,7 @@ def build_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "modelport API", "version": _version(), "description": DESCRIPTION},
         "servers": [{"url": "/"}],
-        "paths": _paths(),
+        "paths": _linked(_paths()),
         "components": {
             "schemas": components,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from jsonschema import Draft202012Validator
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -132,3 +133,104 @@ def test_api_conforms_to_its_document(api_schema):
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def _operations_by_id(doc: dict) -> dict[str, tuple[str, str]]:
+    return {
+        op["operationId"]: (method, path)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+
+
+def test_links_lead_from_a_created_resource_to_it(client):
+    """Every OpenAPI link, followed from a real answer, reaches the resource it names."""
+    doc = client.get("/api/openapi.json").get_json()
+    by_id = _operations_by_id(doc)
+    created = {
+        ("/api/generate", "202"): client.post(
+            "/api/generate?wait=0", json={"modelUrl": "links/model"}
+        ),
+        ("/api/benchmark", "202"): client.post(
+            "/api/benchmark", json={"modelId": "links/model", "device": "cpu"}
+        ),
+        ("/api/deployments", "201"): client.post(
+            "/api/deployments", json={"modelId": "links/model", "url": "http://127.0.0.1:9"}
+        ),
+    }
+    created[("/api/alerts", "201")] = client.post(
+        "/api/alerts", json={"modelId": "links/model", "kind": "memory_pct", "threshold": 90}
+    )
+    followed = 0
+    for (path, status), answer in created.items():
+        assert answer.status_code == int(status), answer.get_json()
+        links = doc["paths"][path]["post"]["responses"][status]["links"]
+        # reads before deletes: a link must still resolve when it is followed
+        for name, link in sorted(links.items(), key=lambda kv: kv[1]["operationId"][:3] != "get"):
+            method, target = by_id[link["operationId"]]
+            url = target
+            for param, expression in link["parameters"].items():
+                pointer = expression.removeprefix("$response.body#/")
+                url = url.replace("{" + param + "}", str(answer.get_json()[pointer]))
+            response = client.open(url, method=method.upper())
+            ok = doc["paths"][target][method]["responses"]
+            assert str(response.status_code) in ok and response.status_code < 400, (name, url)
+            followed += 1
+    assert followed == sum(len(links) for links in _links(doc))
+
+
+def _links(doc: dict):
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for answer in op["responses"].values():
+                if "links" in answer:
+                    yield answer["links"]
+
+
+def _empty_platform() -> None:
+    from sqlalchemy import delete
+
+    from modelport.core.db import session_scope
+    from modelport.core.models import AlertRule, Deployment, Event, Job, Metric, Model
+    from modelport.core.redis_client import get_redis
+
+    with session_scope() as session:
+        for table in (AlertRule, Deployment, Event, Metric, Job, Model):
+            session.execute(delete(table))
+    get_redis().flushdb()
+
+
+def test_stateful_run_follows_links(api_schema):
+    """schemathesis chains calls through the document's links (submit -> poll -> cancel):
+    every step answers as documented, and linked steps reach real resources."""
+    seen: Counter = Counter()
+    base = api_schema.as_state_machine()
+
+    class Machine(base):
+        def after_call(self, response, case):
+            seen[(case.method, case.path, response.status_code)] += 1
+
+        def validate_response(self, response, case, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+            if response.status_code >= 400:
+                assert set(response.json()["error"]) >= {"code", "message", "details"}
+
+        def teardown(self):
+            # each sequence starts from the same state, so hypothesis can replay it
+            _empty_platform()
+
+    _empty_platform()
+    Machine.run(
+        settings=settings(
+            max_examples=40,
+            derandomize=True,
+            stateful_step_count=6,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+    )
+    # links were followed to jobs that exist (a random id would be a 404)
+    assert seen[("GET", "/api/jobs/{jobId}", 200)] >= 1, seen
+    assert any(k[:2] == ("DELETE", "/api/jobs/{jobId}") and k[2] in (200, 409) for k in seen)
