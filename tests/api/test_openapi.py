@@ -173,8 +173,13 @@ def test_links_lead_from_a_created_resource_to_it(client):
                 pointer = expression.removeprefix("$response.body#/")
                 url = url.replace("{" + param + "}", str(answer.get_json()[pointer]))
             response = client.open(url, method=method.upper())
-            ok = doc["paths"][target][method]["responses"]
-            assert str(response.status_code) in ok and response.status_code < 400, (name, url)
+            documented = doc["paths"][target][method]["responses"]
+            assert str(response.status_code) in documented, (name, url, response.status_code)
+            # the link reached the resource: found, or (cancelling a job a worker already
+            # finished) a conflict with its state
+            assert response.status_code < 400 or response.status_code == 409, (name, url)
+            if response.status_code == 409:
+                assert name == "CancelJob", name
             followed += 1
     assert followed == sum(len(links) for links in _links(doc))
 
@@ -200,11 +205,16 @@ def _empty_platform() -> None:
     get_redis().flushdb()
 
 
-def test_stateful_run_follows_links(api_schema):
-    """schemathesis chains calls through the document's links (submit -> poll -> cancel):
-    every step answers as documented, and linked steps reach real resources."""
+def test_stateful_run_follows_links(app, api_schema):
+    """schemathesis chains calls through the document's links (submit -> poll, create ->
+    read -> delete): every step answers as documented, and linked steps reach real resources.
+
+    Sequences must replay identically for hypothesis, so no answer may depend on how fast
+    the suite's worker is: no `?wait` (a submission is always 202) and no cancelling (200 or
+    409 depending on the worker; the cancel link is followed in the test above)."""
+    app.config["MODELPORT"] = app.config["MODELPORT"].model_copy(update={"MAX_WAIT_SECONDS": 0})
     seen: Counter = Counter()
-    base = api_schema.as_state_machine()
+    base = api_schema.exclude(method="DELETE", path="/api/jobs/{jobId}").as_state_machine()
 
     class Machine(base):
         def after_call(self, response, case):
@@ -233,4 +243,4 @@ def test_stateful_run_follows_links(api_schema):
     )
     # links were followed to jobs that exist (a random id would be a 404)
     assert seen[("GET", "/api/jobs/{jobId}", 200)] >= 1, seen
-    assert any(k[:2] == ("DELETE", "/api/jobs/{jobId}") and k[2] in (200, 409) for k in seen)
+    assert not any(k[:2] == ("DELETE", "/api/jobs/{jobId}") for k in seen)
