@@ -4,13 +4,21 @@ The first successful scrape of a deployment is its baseline (no row); each later
 one `metrics` row (source "deployment") for the interval since. A failed scrape writes one
 `events` row per incident (not per interval), counts the failure and backs off
 exponentially; the first success after failures writes a `deployment_recovered` event.
+
+A deployment that hangs or drips its answer never holds up the others: a scrape is bounded
+by SAMPLE_TIMEOUT_SECONDS as a whole (scrape.fetch), and a run may stop waiting for its
+slowest scrapes (`wait_s`, beat's runs: most of an interval) so that the next run starts on
+time; those finish in the background and record their own outcome. Claiming a deployment
+leases it for longer than a scrape can take, so a scrape still in flight is never started
+again by the next run; its outcome then sets the real next_sample_at.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +32,7 @@ from modelport.core.settings import Settings, get_settings
 from modelport.monitoring import alerts, scrape
 
 log = logging.getLogger(__name__)
+LEASE_MARGIN_SECONDS = 10.0  # a claimed scrape's lease beyond SAMPLE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -38,23 +47,39 @@ class Target:
     last_scrape: dict[str, Any] | None
     last_sampled_at: datetime | None
     failures: int
+    claimed_at: datetime | None = None  # the run's `now`; the next sample is due from it
 
 
-def sample_due(now: datetime | None = None) -> dict[str, int]:
+def sample_due(now: datetime | None = None, wait_s: float | None = None) -> dict[str, int]:
     """Sample every active deployment whose next_sample_at has come. Never raises for one
-    deployment; returns counts: due, sampled (rows written), baseline, failed, alerts."""
+    deployment; returns counts: due, sampled (rows written), baseline, failed, alerts, and
+    pending: scrapes still running after `wait_s` seconds (None: wait for all), which finish
+    and record their outcome in the background."""
+    started = time.monotonic()
     settings = get_settings()
     now = now or utcnow()
     targets = [t for t in _due(now) if _claim(t.id, now, settings)]
-    summary = {"due": len(targets), "sampled": 0, "baseline": 0, "failed": 0, "alerts": 0}
+    summary = {
+        "due": len(targets), "sampled": 0, "baseline": 0, "failed": 0, "alerts": 0, "pending": 0
+    }  # fmt: skip
     if not targets:
         return summary
     price = _prices()
     workers = min(settings.SAMPLE_CONCURRENCY, len(targets))
-    with ThreadPoolExecutor(workers, thread_name_prefix="sample") as pool:
-        for outcome, fired in pool.map(lambda t: _safe_sample(t, settings, price), targets):
-            summary[outcome] += 1
-            summary["alerts"] += fired
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sample")
+    try:
+        futures = [
+            pool.submit(_safe_sample, replace(t, claimed_at=now), settings, price) for t in targets
+        ]
+        left = None if wait_s is None else max(wait_s - (time.monotonic() - started), 0.0)
+        done, not_done = wait(futures, timeout=left)
+    finally:
+        pool.shutdown(wait=wait_s is None)  # stragglers finish on their own, bounded by fetch
+    for future in done:
+        outcome, fired = future.result()
+        summary[outcome] += 1
+        summary["alerts"] += fired
+    summary["pending"] = len(not_done)
     log.info("sampled deployments: %s", summary)
     return summary
 
@@ -82,9 +107,17 @@ def _due(now: datetime) -> list[Target]:
         ]
 
 
+def _next_after(now: datetime, settings: Settings) -> datetime:
+    return now + timedelta(seconds=settings.SAMPLE_INTERVAL_SECONDS * 0.9)
+
+
 def _claim(deployment_id: str, now: datetime, settings: Settings) -> bool:
-    """Move next_sample_at past `now` so an overlapping run never samples it twice."""
-    following = now + timedelta(seconds=settings.SAMPLE_INTERVAL_SECONDS * 0.9)
+    """Lease the deployment: next_sample_at past `now` and past the longest a scrape can take,
+    so neither an overlapping run nor the next one samples it while this scrape runs."""
+    following = max(
+        _next_after(now, settings),
+        now + timedelta(seconds=settings.SAMPLE_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS),
+    )
     with session_scope() as session:
         result = session.execute(
             update(Deployment)
@@ -131,6 +164,15 @@ def _safe_sample(target: Target, settings: Settings, prices: Any) -> tuple[str, 
         return sample_one(target, settings, prices)
     except Exception:
         log.exception("sampling deployment %s failed unexpectedly", target.id)
+        try:  # end the claim's lease: due again at the next interval, as after a sample
+            with session_scope() as session:
+                session.execute(
+                    update(Deployment)
+                    .where(Deployment.id == target.id)
+                    .values(next_sample_at=_next_after(target.claimed_at or utcnow(), settings))
+                )
+        except Exception:
+            log.exception("cannot release deployment %s", target.id)
         return "failed", 0
 
 
@@ -157,7 +199,13 @@ def sample_one(target: Target, settings: Settings, prices: Any) -> tuple[str, in
         session.execute(
             update(Deployment)
             .where(Deployment.id == target.id)
-            .values(last_scrape=raw, last_sampled_at=when, consecutive_failures=0, status="up")
+            .values(
+                last_scrape=raw,
+                last_sampled_at=when,
+                consecutive_failures=0,
+                status="up",
+                next_sample_at=_next_after(target.claimed_at or when, settings),
+            )
         )
     if target.failures:
         add_event(

@@ -9,11 +9,18 @@ latency 0, batch size 0 and cost 0.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
 
 from modelport.core.errors import ValidationFailed
 from modelport.monitoring.urls import check_deployment_url
@@ -37,34 +44,133 @@ class ScrapeError(Exception):
 
 
 def fetch(url: str, allowed_hosts: Iterable[str], timeout: float) -> str:
-    """The /metrics text of the deployment at `url`, re-checked against the URL policy."""
+    """The /metrics text of the deployment at `url`, re-checked against the URL policy.
+
+    `timeout` bounds the whole scrape (connect, headers and body), not each socket read: a
+    server that drips its answer a byte at a time is cut off when the time is up."""
     try:
         base = check_deployment_url(url, allowed_hosts)
     except ValidationFailed as exc:
         raise ScrapeError("deployment_unreachable", f"refused: {exc.message}") from None
+    deadline = _Deadline(timeout)
     try:
-        with requests.get(
-            f"{base}/metrics",
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            headers={"Accept": "text/plain"},
-        ) as response:
-            if response.is_redirect or 300 <= response.status_code < 400:
-                where = response.headers.get("Location", "?")
-                raise ScrapeError(
-                    "deployment_unreachable", f"/metrics redirected to {where}; not followed"
-                )
-            if response.status_code != 200:
-                raise ScrapeError(
-                    "deployment_unreachable", f"/metrics answered HTTP {response.status_code}"
-                )
-            body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
+        with requests.Session() as session, deadline:
+            session.mount("http://", _DeadlineAdapter())
+            session.mount("https://", _DeadlineAdapter())
+            with session.get(
+                f"{base}/metrics",
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                headers={"Accept": "text/plain"},
+            ) as response:
+                if response.is_redirect or 300 <= response.status_code < 400:
+                    where = response.headers.get("Location", "?")
+                    raise ScrapeError(
+                        "deployment_unreachable", f"/metrics redirected to {where}; not followed"
+                    )
+                if response.status_code != 200:
+                    raise ScrapeError(
+                        "deployment_unreachable", f"/metrics answered HTTP {response.status_code}"
+                    )
+                body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:
+            raise ScrapeError(
+                "deployment_unreachable", f"{base}/metrics took longer than {timeout:g}s"
+            ) from None
         raise ScrapeError("deployment_unreachable", f"cannot reach {base}: {exc}") from None
+    if deadline.expired:  # cut off; what was read is a truncated answer
+        raise ScrapeError("deployment_unreachable", f"{base}/metrics took longer than {timeout:g}s")
     if len(body) > MAX_BODY_BYTES:
         raise ScrapeError("deployment_malformed", "/metrics is larger than 4 MiB")
     return body.decode("utf-8", errors="replace")
+
+
+_watching = threading.local()
+
+
+class _Deadline:
+    """While entered, every socket the thread's scrape opens is shut down once `seconds` have
+    passed, which ends any read blocked on it (requests' timeouts are per read)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _watching.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _watching.deadline = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched:
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        deadline = getattr(_watching, "deadline", None)
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+
+class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose connections report their sockets to the thread's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if type(manager) is urllib3.ProxyManager:  # SOCKS keeps its own connections
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 def parse(text: str) -> dict[str, Any]:

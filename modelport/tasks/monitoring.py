@@ -14,11 +14,18 @@ SAMPLE_TASK = "monitoring.sample"
 RETENTION_TASK = "monitoring.retention"
 
 
+SAMPLE_WAIT_FRACTION = 0.8  # of the interval: how long beat's run waits for slow scrapes
+
+
 @shared_task(name=SAMPLE_TASK, acks_late=False)
 def sample(periodic: bool = False) -> dict[str, Any]:
-    """Beat's sends (periodic=True) run at most once per SAMPLE_INTERVAL_SECONDS slot."""
+    """Beat's sends (periodic=True) run at most once per SAMPLE_INTERVAL_SECONDS slot, and
+    return within most of the interval (scrapes still running then finish in the background),
+    so one slow deployment never holds the worker into the next slot. Other sends wait for
+    every scrape."""
     interval = get_settings().SAMPLE_INTERVAL_SECONDS
-    return run_periodic(SAMPLE_TASK, interval, periodic, sampler.sample_due)
+    wait_s = interval * SAMPLE_WAIT_FRACTION if periodic else None
+    return run_periodic(SAMPLE_TASK, interval, periodic, lambda: sampler.sample_due(wait_s=wait_s))
 
 
 @shared_task(name=RETENTION_TASK, acks_late=False)
