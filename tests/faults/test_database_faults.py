@@ -17,7 +17,7 @@ import requests
 from sqlalchemy import select
 
 from modelport.core.db import session_scope
-from modelport.core.models import Job, Metric
+from modelport.core.models import Metric
 from tests.fixtures.services import PG_URL, postgres_reachable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -27,40 +27,21 @@ DB_TIMEOUT = 2  # DB_TIMEOUT_SECONDS of the stack: how long a request waits for 
 OUTAGE_SECONDS = 10  # longer than a job's lease (4 s), so leases run out during it
 
 
-def job_rows(stack, ids) -> dict[str, Job]:
-    with session_scope(stack.db_url) as session:
-        return {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
-
-
-def submit_work(stack, bench_model: str, gen_model: str) -> list[str]:
-    ids = []
-    for i in range(2):
-        body = {
-            "modelId": bench_model,
-            "batchSizes": BATCH_SIZES,
-            "iterations": 300 + i,
-            "warmup": 1,
-            "sequenceLength": 32,
-            "device": "cpu",
-        }
-        resp = stack.post("/api/benchmark", json=body)
-        assert resp.status_code == 202, resp.text
-        ids.append(resp.json()["jobId"])
-    for size in range(1, 7):
-        resp = stack.post(
-            "/api/generate", json={"modelUrl": gen_model, "options": {"batchSize": size}}
-        )
-        assert resp.status_code == 202, resp.text
-        ids.append(resp.json()["jobId"])
-    return ids
-
-
-def wait_mid_sweep(stack, ids) -> None:
+def start_with_work_in_flight(stack_factory, tiny_models, **env):
+    """A stack with a worker, two benchmarks and six generations submitted, one benchmark
+    mid-sweep. Returns (stack, worker, job ids, a model generations can use)."""
+    stack = stack_factory(DB_TIMEOUT_SECONDS=str(DB_TIMEOUT), **env)
+    worker = stack.worker("w", queues="default,cpu")
+    stack.wait_workers("cpu")
+    bench_model = tiny_models["text-classification"].repo_id
+    gen_model = tiny_models["fill-mask"].repo_id
+    ids = [stack.submit_benchmark(bench_model, BATCH_SIZES, 300 + i) for i in range(2)]
+    ids += [stack.submit_generate(gen_model, size) for size in range(1, 7)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = job_rows(stack, ids)
+        rows = stack.jobs(ids)
         if any(j.kind == "benchmark" and (j.progress or 0) > 0.1 for j in rows.values()):
-            return
+            return stack, worker, ids, gen_model
         time.sleep(0.05)
     pytest.fail("no benchmark reached its sweep")
 
@@ -113,13 +94,13 @@ def check_all_finish_once(stack, ids, worker) -> None:
     assert any(what in worker.output() for what in caught), worker.output()[-3000:]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        rows = job_rows(stack, ids)
+        rows = stack.jobs(ids)
         if all(j.status in ("succeeded", "failed", "cancelled") for j in rows.values()):
             break
         time.sleep(0.2)
     else:
         pytest.fail(f"jobs did not resume: {worker.output()[-4000:]}")
-    rows = job_rows(stack, ids)
+    rows = stack.jobs(ids)
     assert {j.id: j.status for j in rows.values()} == dict.fromkeys(ids, "succeeded"), {
         j.id: j.error for j in rows.values()
     }
@@ -134,13 +115,7 @@ def check_all_finish_once(stack, ids, worker) -> None:
 
 
 def test_sqlite_locked_by_another_writer(stack_factory, tiny_models):
-    stack = stack_factory(DB_TIMEOUT_SECONDS=str(DB_TIMEOUT))
-    worker = stack.worker("w", queues="default,cpu")
-    stack.wait_workers("cpu")
-    bench_model = tiny_models["text-classification"].repo_id
-    gen_model = tiny_models["fill-mask"].repo_id
-    ids = submit_work(stack, bench_model, gen_model)
-    wait_mid_sweep(stack, ids)
+    stack, worker, ids, gen_model = start_with_work_in_flight(stack_factory, tiny_models)
 
     # another process takes the write lock and sits on it (a long migration, a stuck tool)
     path = stack.db_url.removeprefix("sqlite:///")
@@ -248,13 +223,9 @@ def pg_database():
 def test_postgres_unreachable_for_a_while(pg_database, stack_factory, tiny_models):
     proxy = Proxy((pg_database.host or "127.0.0.1", pg_database.port or 5432))
     url = pg_database.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    stack = stack_factory(db_url=url, DB_TIMEOUT_SECONDS=str(DB_TIMEOUT))
-    worker = stack.worker("w", queues="default,cpu")
-    stack.wait_workers("cpu")
-    bench_model = tiny_models["text-classification"].repo_id
-    gen_model = tiny_models["fill-mask"].repo_id
-    ids = submit_work(stack, bench_model, gen_model)
-    wait_mid_sweep(stack, ids)
+    stack, worker, ids, gen_model = start_with_work_in_flight(
+        stack_factory, tiny_models, db_url=url
+    )
 
     proxy.down()
     try:

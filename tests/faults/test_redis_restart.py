@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select
 
 from modelport.core.db import session_scope
-from modelport.core.models import Job, Metric
+from modelport.core.models import Metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -21,11 +21,6 @@ BATCH_SIZES = [1, 2, 4]
 OUTAGE_SECONDS = 8
 # a request during the outage must answer within this (Redis clients time out in 3-5 s)
 ANSWER_WITHIN = 15
-
-
-def job_rows(stack) -> dict[str, Job]:
-    with session_scope(stack.db_url) as session:
-        return {j.id: j for j in session.scalars(select(Job))}
 
 
 def is_spec_error(body: dict) -> bool:
@@ -90,30 +85,13 @@ def test_redis_restart_with_jobs_queued_and_running(stack_factory, tiny_models):
     bench_model = tiny_models["text-classification"].repo_id
     gen_model = tiny_models["fill-mask"].repo_id
 
-    submitted = []
-    for i in range(4):
-        body = {
-            "modelId": bench_model,
-            "batchSizes": BATCH_SIZES,
-            "iterations": 250 + i,
-            "warmup": 1,
-            "sequenceLength": 32,
-            "device": "cpu",
-        }
-        resp = stack.post("/api/benchmark", json=body)
-        assert resp.status_code == 202, resp.text
-        submitted.append(resp.json()["jobId"])
-    for size in range(1, 11):
-        resp = stack.post(
-            "/api/generate", json={"modelUrl": gen_model, "options": {"batchSize": size}}
-        )
-        assert resp.status_code == 202, resp.text
-        submitted.append(resp.json()["jobId"])
+    submitted = [stack.submit_benchmark(bench_model, BATCH_SIZES, 250 + i) for i in range(4)]
+    submitted += [stack.submit_generate(gen_model, size) for size in range(1, 11)]
 
     # wait until a benchmark is mid-sweep with others still queued behind it
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = job_rows(stack)
+        rows = stack.jobs()
         running = [j for j in rows.values() if j.status == "running" and j.kind == "benchmark"]
         queued = [j for j in rows.values() if j.status == "queued"]
         if running and (running[0].progress or 0) > 0.1 and len(queued) >= 5:
@@ -158,14 +136,14 @@ def test_redis_restart_with_jobs_queued_and_running(stack_factory, tiny_models):
     everything = submitted + accepted
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        rows = job_rows(stack)
+        rows = stack.jobs()
         if all(rows[j].status in ("succeeded", "failed", "cancelled") for j in everything):
             break
         time.sleep(0.2)
     else:
         pending = {j: rows[j].status for j in everything if rows[j].status != "succeeded"}
         pytest.fail(f"jobs did not finish: {pending}\n{worker.output()[-3000:]}")
-    rows = job_rows(stack)
+    rows = stack.jobs()
     failed = {j: rows[j].error for j in everything if rows[j].status != "succeeded"}
     assert not failed
     for job_id in everything:

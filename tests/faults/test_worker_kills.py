@@ -22,11 +22,6 @@ JOBS = 20
 BATCH_SIZES = [1, 2, 4, 8]
 
 
-def jobs_by_id(stack, ids: list[str]) -> dict[str, Job]:
-    with session_scope(stack.db_url) as session:
-        return {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
-
-
 def mid_sweep(job: Job) -> bool:
     """Running and past the model load: measuring batch sizes."""
     return job.status == "running" and 0.1 < (job.progress or 0) < 0.9
@@ -38,26 +33,13 @@ def test_sigkill_mid_sweep_across_20_jobs(stack_factory, tiny_models):
     stack.wait_workers("cpu")
     model = tiny_models["text-classification"].repo_id
 
-    ids = []
-    for i in range(JOBS):
-        # distinct iteration counts: distinct configurations, so no job reuses another's rows
-        body = {
-            "modelId": model,
-            "batchSizes": BATCH_SIZES,
-            "iterations": 150 + i,
-            "warmup": 2,
-            "sequenceLength": 32,
-            "device": "cpu",
-        }
-        resp = stack.post("/api/benchmark", json=body)
-        assert resp.status_code == 202, resp.text
-        ids.append(resp.json()["jobId"])
+    ids = [stack.submit_benchmark(model, BATCH_SIZES, iterations=150 + i) for i in range(JOBS)]
 
     started = time.monotonic()
     killed: dict[str, str] = {}
     deadline = time.monotonic() + 420
     while time.monotonic() < deadline:
-        rows = jobs_by_id(stack, ids)
+        rows = stack.jobs(ids)
         if all(j.status in ("succeeded", "failed", "cancelled") for j in rows.values()):
             break
         target = next(
@@ -83,7 +65,7 @@ def test_sigkill_mid_sweep_across_20_jobs(stack_factory, tiny_models):
     else:
         pytest.fail(f"jobs did not finish:\n{stack.log()[-3000:]}\n{worker.output()[-3000:]}")
 
-    rows = jobs_by_id(stack, ids)
+    rows = stack.jobs(ids)
     assert {j.status for j in rows.values()} == {"succeeded"}, {
         j.id: j.error for j in rows.values() if j.status != "succeeded"
     }
