@@ -8,6 +8,7 @@ by mistake makes duplicate sends, never duplicate runs.
 
 from __future__ import annotations
 
+from modelport.core.celery_app import CONTROL_QUEUE
 from modelport.core.settings import Settings
 
 SCHEDULE = [
@@ -37,6 +38,6 @@ def build_schedule(settings: Settings) -> dict:
             "task": entry["task"],
             "schedule": every,
             "kwargs": {"periodic": True},
-            "options": {"expires": max(every * 0.9, 1.0), "queue": "default"},
+            "options": {"expires": max(every * 0.9, 1.0), "queue": CONTROL_QUEUE},
         }
     return schedule

@@ -10,7 +10,11 @@ from kombu import Queue
 
 from modelport.core.settings import Settings, get_settings
 
-QUEUES = ("default", "cpu", "gpu")
+# `control` carries the platform's own short tasks (reconciler, sampling, retention); every
+# worker that is not GPU-pinned consumes it besides its -Q queues (modelport/workers/app.py),
+# so a backlog of jobs never starves them: Redis workers take queues in turn.
+CONTROL_QUEUE = "control"
+QUEUES = (CONTROL_QUEUE, "default", "cpu", "gpu")
 
 # Task names are the contract between the API and the workers.
 GENERATE_TASK = "generate.run"
@@ -19,8 +23,8 @@ RECONCILE_TASK = "jobs.reconcile"
 
 TASK_ROUTES = {
     "generate.*": {"queue": "default"},
-    "jobs.*": {"queue": "default"},
-    "monitoring.*": {"queue": "default"},
+    "jobs.*": {"queue": CONTROL_QUEUE},
+    "monitoring.*": {"queue": CONTROL_QUEUE},
     # benchmark.run is sent with an explicit queue (cpu or gpu) per job.
     "benchmark.*": {"queue": "cpu"},
 }
@@ -87,6 +91,19 @@ def get_celery() -> Celery:
 def reset_celery() -> None:
     global _app
     _app = None
+
+
+def waiting_messages(queue: str) -> int | None:
+    """How many messages wait in `queue` on the broker; None when the broker cannot say."""
+    from kombu.exceptions import ChannelError
+
+    try:
+        with get_celery().connection_for_write() as conn:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # Redis drops an empty list's key: the queue "does not exist"
+        return 0
+    except Exception:
+        return None
 
 
 def workers_by_queue(timeout: float = 1.0) -> dict[str, list[str]]:

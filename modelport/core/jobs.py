@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from modelport.core import events
-from modelport.core.celery_app import get_celery
+from modelport.core.celery_app import get_celery, waiting_messages
 from modelport.core.db import session_scope
 from modelport.core.models import FINAL_STATUSES, Job, utcnow
 from modelport.core.records import Outcome
@@ -245,12 +245,16 @@ def cancel(job_id: str) -> bool:
 
 
 def reconcile(now: datetime | None = None) -> dict[str, int]:
-    """Re-send jobs whose message was lost and jobs whose running attempt died."""
+    """Re-send jobs whose message was lost and jobs whose running attempt died.
+
+    A job never sent is sent. A job sent more than JOB_REQUEUE_AFTER ago and still queued is
+    re-sent only when nothing waits in its queue: behind a backlog its message is most likely
+    still there, and once the queue drains a lost one shows (a Redis restarted empty)."""
     settings = get_settings()
     now = now or utcnow()
     stale_enqueue = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER)
     never_sent = now - timedelta(seconds=2)
-    counts = {"requeued": 0, "expired": 0, "failed": 0}
+    counts = {"requeued": 0, "expired": 0, "failed": 0, "waiting": 0}
     with session_scope() as session:
         queued = session.scalars(
             select(Job).where(
@@ -264,7 +268,14 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
         expired = session.scalars(
             select(Job).where(Job.status == "running", Job.lease_expires_at < now)
         ).all()
+    backlog: dict[str, int | None] = {}
     for job in queued:
+        if job.enqueued_at is not None:
+            if job.queue not in backlog:
+                backlog[job.queue] = waiting_messages(job.queue)
+            if backlog[job.queue] != 0:
+                counts["waiting"] += 1
+                continue
         if enqueue(job.id, job.task_name, job.queue):
             counts["requeued"] += 1
     for job in expired:

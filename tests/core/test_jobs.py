@@ -1,6 +1,7 @@
 """Job transitions are conditional: one attempt owns a job, finished jobs never rerun."""
 
 import os
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -107,14 +108,45 @@ def test_reconcile_requeues_lost_and_expired_jobs(jobs_db):
         session.execute(update(Job).where(Job.id == never_sent).values(created_at=past))
         session.execute(update(Job).where(Job.id == running).values(lease_expires_at=past))
     counts = jobs.reconcile()
-    assert counts == {"requeued": 1, "expired": 1, "failed": 0}
+    assert counts == {"requeued": 1, "expired": 1, "failed": 0, "waiting": 0}
     sent = load(never_sent)
     assert sent.status == "queued" and sent.enqueues == 1 and sent.enqueued_at is not None
     back = load(running)
     assert back.status == "queued" and back.worker is None
     assert not jobs.succeed(running, claim.token, {"late": True})
     # nothing left to do on a second pass
-    assert jobs.reconcile() == {"requeued": 0, "expired": 0, "failed": 0}
+    assert jobs.reconcile() == {"requeued": 0, "expired": 0, "failed": 0, "waiting": 0}
+
+
+def test_reconcile_leaves_a_job_whose_queue_has_a_backlog(jobs_db):
+    """A job sent long ago and still queued is re-sent only once its queue has drained."""
+    from modelport.core.celery_app import get_celery, waiting_messages
+
+    queue = f"backlog-{uuid.uuid4().hex[:8]}"  # a queue no worker consumes
+    job_id = make_job()
+    past = utcnow() - timedelta(hours=1)
+    with session_scope() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(queue=queue, enqueued_at=past, enqueues=1, created_at=past)
+        )
+    celery = get_celery()
+    try:
+        for _ in range(3):  # other jobs' messages, waiting
+            celery.send_task("jobs.ping", queue=queue, ignore_result=True)
+        assert waiting_messages(queue) == 3
+        # (other tests' jobs may be reconciled too: judge this job by its own row)
+        assert jobs.reconcile()["waiting"] >= 1
+        assert load(job_id).enqueues == 1
+        with celery.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue)
+        assert waiting_messages(queue) == 0
+        assert jobs.reconcile()["requeued"] >= 1
+        assert load(job_id).enqueues == 2 and waiting_messages(queue) == 1
+    finally:
+        with celery.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue)
 
 
 def test_a_jobs_rows_are_written_with_its_success_or_not_at_all(jobs_db):

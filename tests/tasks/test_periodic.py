@@ -102,3 +102,21 @@ def test_two_beats_run_reconcile_once_per_interval(platform_env, worker, tmp_pat
     assert skipped >= 1, (runs, skipped, total)
     assert runs <= slots + 1, (runs, slots)
     assert total > runs, (total, runs, skipped)
+
+
+def test_periodic_work_has_a_queue_every_cpu_side_worker_takes(worker):
+    """Beat's tasks go to `control`, which every worker not pinned to a GPU consumes besides
+    its -Q queues, so they wait for a running job at most, never behind a queue's backlog."""
+    from modelport.beat_schedule import build_schedule
+    from modelport.core.celery_app import CONTROL_QUEUE, get_celery, workers_by_queue
+    from modelport.core.settings import get_settings
+
+    router = get_celery().amqp.router
+    for name in (RECONCILE_TASK, "monitoring.sample", "monitoring.retention", "jobs.ping"):
+        assert router.route({}, name)["queue"].name == CONTROL_QUEUE, name
+    for entry in build_schedule(get_settings()).values():
+        assert entry["options"]["queue"] == CONTROL_QUEUE
+    assert "default" not in str(build_schedule(get_settings()))
+    # the suite's worker runs with --queues default,cpu and takes control too
+    by_queue = workers_by_queue(timeout=2)
+    assert by_queue[CONTROL_QUEUE] and by_queue[CONTROL_QUEUE] == by_queue["default"]
