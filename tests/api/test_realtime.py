@@ -252,11 +252,15 @@ def test_overflow_closes_socket_with_1013(serve):
     hub = relay.get_hub()
     with hub._lock:
         (sub,) = hub._subs[events.job_channel("slow")]
-    with sub.outbox._cond:  # the sender cannot drain while we hold the lock: fill it with finals
+    # The sender cannot drain while we hold the lock: fill the outbox with finals, then one
+    # more final overflows it, all before the sender (parked, or just about to take) can look.
+    # (Publishing that last final through Redis instead would race the sender for the lock.)
+    with sub.outbox._cond:
         sub.outbox._items.extend(
             relay.Item("job_completed", {}, channel="x") for _ in range(sub.outbox.maxsize)
         )
-    events.publish_job("slow", "job_completed", {"status": "succeeded"})
+        sub.outbox.put(relay.Item("job_completed", {"status": "succeeded"}, channel="x"))
+        assert sub.outbox.overflowed
     deadline = time.monotonic() + 5
     while ws.client.connected and time.monotonic() < deadline:
         time.sleep(0.05)

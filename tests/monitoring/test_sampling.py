@@ -291,7 +291,8 @@ def test_sampling_through_a_worker_fires_a_signed_webhook(served, worker_factory
     deactivate_all()
     receiver = Receiver()
     queue = f"monitoring-test-{uuid.uuid4().hex[:6]}"
-    worker_factory(
+    # its own worker (with the webhook settings), stopped after: it also takes `control`
+    monitor = worker_factory(
         "monitor", queues=queue, DEPLOYMENT_ALLOWED_HOSTS="127.0.0.1",
         ALERT_WEBHOOK_URL=receiver.url, ALERT_WEBHOOK_QUEUE=queue,
     )  # fmt: skip
@@ -319,4 +320,5 @@ def test_sampling_through_a_worker_fires_a_signed_webhook(served, worker_factory
         assert alert["modelId"] == model_id and alert["type"] == "p95_latency_ms"
         assert alert["severity"] == "critical" and "edge" in alert["message"]
     finally:
+        monitor.stop()
         receiver.close()
