@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -39,11 +40,25 @@ def serve(platform_env):
         server.shutdown()
 
 
+_OPEN: list[WS] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sockets():
+    """Close every client a test opened, passed or failed: simple_websocket's client thread
+    is not a daemon, so one left open would keep pytest from exiting."""
+    yield
+    while _OPEN:
+        with contextlib.suppress(simple_websocket.ConnectionClosed):
+            _OPEN.pop().close()
+
+
 class WS:
     def __init__(self, host: str, query: str = "", headers: dict | None = None):
         self.client = simple_websocket.Client.connect(
             f"ws://{host}/ws{query}", headers={"Origin": ORIGIN, **(headers or {})}
         )
+        _OPEN.append(self)
 
     def send(self, event: str, data: dict | None = None) -> None:
         self.client.send(json.dumps({"event": event, "data": data or {}}))
