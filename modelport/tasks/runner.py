@@ -144,5 +144,6 @@ def run_job(
             log.exception("job %s crashed", job_id)
             return fail(failure(f"{type(exc).__name__}: {exc}"[:500], {"stage": "internal"}))
         # still inside the attempt: the lease is renewed while the outcome is being recorded
-        _persist(lambda: jobs.succeed(job_id, token, result, attempt.outcome), job_id)
-    return "succeeded"
+        recorded = _persist(lambda: jobs.succeed(job_id, token, result, attempt.outcome), job_id)
+    # not recorded: another attempt took the job over (its lease ran out meanwhile)
+    return "succeeded" if recorded else "superseded"
