@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from modelport.core.db import session_scope
 from modelport.core.models import Model, utcnow
@@ -29,27 +28,8 @@ def upsert_model(info: dict[str, Any]) -> None:
         "updated_at": now,
     }
     with session_scope() as session:
-        dialect = session.get_bind().dialect.name
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-        if insert is not None:
-            stmt = insert(Model).values(id=info["id"], created_at=now, **values)
-            session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
-            return
-    _upsert_portable(info["id"], values, now)
-
-
-def _upsert_portable(model_id: str, values: dict[str, Any], now) -> None:
-    """Read, then insert or update; a lost insert race becomes an update."""
-    for _ in range(2):
-        try:
-            with session_scope() as session:
-                row = session.get(Model, model_id)
-                if row is None:
-                    row = Model(id=model_id, created_at=now)
-                    session.add(row)
-                for name, value in values.items():
-                    setattr(row, name, value)
-            return
-        except IntegrityError:
-            continue  # another process inserted it between our read and insert
-    raise RuntimeError(f"could not record model {model_id!r}")
+        # SQLite and PostgreSQL (the databases modelport runs on) share this syntax
+        sqlite_db = session.get_bind().dialect.name == "sqlite"
+        insert = sqlite.insert if sqlite_db else postgresql.insert
+        stmt = insert(Model).values(id=info["id"], created_at=now, **values)
+        session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
