@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from modelport.core.db import session_scope
 from modelport.core.models import Metric
+from tests.fixtures.stack import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -21,17 +22,6 @@ BATCH_SIZES = [1, 2, 4]
 OUTAGE_SECONDS = 8
 # a request during the outage must answer within this (Redis clients time out in 3-5 s)
 ANSWER_WITHIN = 15
-
-
-def is_spec_error(body: dict) -> bool:
-    error = body.get("error")
-    return (
-        isinstance(error, dict)
-        and isinstance(error.get("code"), int)
-        and isinstance(error.get("message"), str)
-        and error["message"]
-        and isinstance(error.get("details"), dict)
-    )
 
 
 class Prober(threading.Thread):
@@ -118,7 +108,7 @@ def test_redis_restart_with_jobs_queued_and_running(stack_factory, tiny_models):
         assert status in (200, 202, 503), (name, status, body)
         assert elapsed < ANSWER_WITHIN, (name, elapsed)
         if status == 503:
-            assert is_spec_error(body), (name, body)
+            unavailable(body)
             assert headers.get("Retry-After"), (name, headers)
     assert by_route[("GET /api/health", 503)] >= 1, by_route
     # what the database alone can answer is answered
