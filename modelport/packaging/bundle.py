@@ -1,4 +1,8 @@
-"""Render the five bundle files from model facts and options.
+"""Render the bundle from model facts and options.
+
+SPEC's five files: Dockerfile, requirements.txt, module.yaml and README.md are rendered from
+templates; run_inference.py is `modelport/runtime/run_inference.py` verbatim, and the rest of
+the runtime package ships beside it as `modelport_runtime/` (RUNTIME_PACKAGE), also verbatim.
 
 Every value that comes from the model (description, license, tags, labels, even the repo id)
 is escaped for the file it lands in by a filter of the Jinja environment: `py` (Python literal),
@@ -21,7 +25,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from modelport import __version__
+from modelport import __version__, runtime
 from modelport.core.errors import UnsupportedModel
 from modelport.core.quantity import format_memory
 from modelport.packaging import versions
@@ -29,43 +33,20 @@ from modelport.packaging.catalog import GENERATIVE_TASKS, SUPPORTED_TASKS
 from modelport.packaging.facts import ModelFacts
 from modelport.packaging.memory import MemoryEstimate, estimate_memory
 from modelport.packaging.options import OPTIMIZATION_LEVELS, GenerateOptions
+from modelport.runtime.config import Limits
+from modelport.runtime.params import parameters_for
 
 BUNDLE_FILES = ("Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md")
+RENDERED_FILES = ("Dockerfile", "requirements.txt", "module.yaml", "README.md")
 TEMPLATES = Path(__file__).parent / "templates"
+RUNTIME_SOURCE = Path(runtime.__file__).parent
+RUNTIME_PACKAGE = "modelport_runtime"
 API_VERSION = "modelport/v1"
 MANIFEST_VERSION = 1
 PORT = 8080
 APP_UID = 10001
-MAX_NEW_TOKENS_CAP = 512
-DEFAULT_MAX_NEW_TOKENS = 64
 MiB = 2**20
 
-SEQ2SEQ_OUTPUT_KEYS = {
-    "text2text-generation": "generated_text",
-    "summarization": "summary_text",
-    "translation": "translation_text",
-}
-_GENERATE_PARAMETERS = [
-    "max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_k", "top_p",
-    "repetition_penalty", "no_repeat_ngram_size", "num_beams", "num_return_sequences",
-]  # fmt: skip
-# The parameters run_inference.py accepts per task (it rejects any other with 400).
-TASK_PARAMETERS: dict[str, list[str]] = {
-    "text-classification": ["top_k", "function_to_apply"],
-    "token-classification": ["aggregation_strategy", "ignore_labels"],
-    "fill-mask": ["top_k", "targets"],
-    "zero-shot-classification": ["candidate_labels", "multi_label", "hypothesis_template"],
-    "image-classification": ["top_k", "function_to_apply"],
-    "question-answering": ["max_answer_len"],
-    "feature-extraction": ["normalize"],
-    "sentence-similarity": ["normalize"],
-    "text-generation": [*_GENERATE_PARAMETERS, "return_full_text"],
-    "text2text-generation": [*_GENERATE_PARAMETERS, "length_penalty", "early_stopping"],
-    "summarization": [*_GENERATE_PARAMETERS, "length_penalty", "early_stopping"],
-    "translation": [
-        *_GENERATE_PARAMETERS, "length_penalty", "early_stopping", "src_lang", "tgt_lang",
-    ],
-}  # fmt: skip
 _CONTEXT = "My name is Sarah and I live in London."
 EXAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "text-classification": {"inputs": "I love this!"},
@@ -248,8 +229,9 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "task": facts.task,
         "kind": kind,
         "generates": facts.task in GENERATIVE_TASKS,
-        "output_key": SEQ2SEQ_OUTPUT_KEYS.get(facts.task),
         "sentence_transformers": sentence_transformers,
+        "runtime_files": list(runtime_sources()),
+        "runtime_package": RUNTIME_PACKAGE,
         "loader": "sentence-transformers" if sentence_transformers else SUPPORTED_TASKS[facts.task],
         "level": options.optimization_level,
         "level_description": OPTIMIZATION_LEVELS[options.optimization_level],
@@ -258,9 +240,10 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "max_delay_ms": options.max_delay_ms,
         "port": PORT,
         "uid": APP_UID,
-        "max_new_tokens_cap": MAX_NEW_TOKENS_CAP,
-        "default_max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
-        "parameter_names": TASK_PARAMETERS[facts.task],
+        "limits": Limits(),
+        "parameter_names": sorted(
+            parameters_for(facts.task, sentence_transformers=sentence_transformers).model_fields
+        ),
         "requirements": versions.requirements(
             facts.task, gpu=options.gpu, sentence_transformers=sentence_transformers
         ),
@@ -288,8 +271,22 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
     }
 
 
+@cache
+def runtime_sources() -> dict[str, str]:
+    """The runtime's files as the bundle ships them: run_inference.py and the package beside it."""
+    files = {}
+    for path in sorted(RUNTIME_SOURCE.glob("*.py")):
+        name = path.name if path.name == "run_inference.py" else f"{RUNTIME_PACKAGE}/{path.name}"
+        files[name] = path.read_text(encoding="utf-8")
+    return files
+
+
 def render_bundle(facts: ModelFacts, options: GenerateOptions) -> dict[str, str]:
-    """The five bundle files, keyed by file name."""
+    """SPEC's five files first, then the runtime package's files, keyed by relative path."""
     context = bundle_context(facts, options)
     env = environment()
-    return {name: env.get_template(f"{name}.j2").render(context) for name in BUNDLE_FILES}
+    rendered = {name: env.get_template(f"{name}.j2").render(context) for name in RENDERED_FILES}
+    sources = runtime_sources()
+    files = {name: rendered.get(name) or sources[name] for name in BUNDLE_FILES}
+    files.update((name, text) for name, text in sources.items() if name not in files)
+    return files

@@ -27,6 +27,12 @@ RUNTIME_PINS: dict[str, str] = {
     "huggingface_hub": "2.4.0",
     "numpy": "2.4.6",
     "prometheus_client": "0.26.0",
+    "pydantic": "2.14.4",
+    "pyyaml": "6.0.4",
+    "starlette": "1.10.0",
+    "uvicorn": "0.54.0",
+    "httptools": "0.9.0",
+    "uvloop": "0.23.0",
 }
 
 SENTENCE_TRANSFORMERS_PIN = ("sentence-transformers", "6.2.0")

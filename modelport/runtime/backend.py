@@ -1,0 +1,125 @@
+"""The execution backend: where and how a loaded torch module runs.
+
+The seam between an engine (what to compute) and how it executes: device, dtype, attention
+kernel, grad mode, quantization and compilation. Torch is the one backend today; an ONNX
+Runtime or OpenVINO backend would take the same place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Optimization
+
+log = logging.getLogger("run_inference")
+LOAD_ERRORS = (ValueError, ImportError, TypeError, NotImplementedError)
+
+
+@dataclass
+class TorchBackend:
+    settings: Optimization
+    applied: dict[str, Any] = field(default_factory=dict)  # what actually took effect
+    eager_forward: Any = None  # the forward before torch.compile (FLOP counting needs it)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        device = self.settings.device
+        if device == "cuda" and not torch.cuda.is_available():
+            log.warning(
+                "this bundle was generated for a GPU but CUDA is not available: using the CPU"
+            )
+            device = "cpu"
+        # Reduced precision only pays on a GPU; on CPU the weights stay float32.
+        dtype = self.settings.dtype if device == "cuda" else "float32"
+        self.applied.update(
+            device=device, dtype=dtype, attention="default", quantization="none", compile=False
+        )
+
+    @classmethod
+    def reference(cls, device: str = "cpu") -> TorchBackend:
+        """Plain float32, eager attention, no quantization: what optimized outputs are held to."""
+        return cls(Optimization(device, "float32", "eager", False, "none", False))
+
+    @property
+    def device(self) -> str:
+        return str(self.applied["device"])
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.applied["dtype"])
+
+    def grad_context(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        return torch.inference_mode() if self.settings.inference_mode else torch.no_grad()
+
+    def load(self, load: Callable[..., Any]) -> Any:
+        """load(**kwargs) asking for the level's attention kernel, else the model's default."""
+        wanted = self.settings.attention
+        try:
+            result = load(attn_implementation=wanted)
+            self.applied["attention"] = wanted
+        except LOAD_ERRORS as exc:
+            log.warning("attention %r not available (%s): using the model's default", wanted, exc)
+            result = load()
+        return result
+
+    def optimize(self, module: Any) -> Any:
+        """Apply the level's dynamic int8 quantization (CPU) or torch.compile (GPU) in place."""
+        import torch
+
+        module.eval()
+        if self.settings.quantization == "dynamic-int8" and self.device == "cpu":
+            try:
+                with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
+                    warnings.simplefilter("ignore")
+                    from torch.ao.quantization import quantize_dynamic
+
+                    quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+                self.applied["quantization"] = "dynamic-int8"
+            except Exception as exc:  # an exotic Linear subclass: serve unquantized, say so
+                log.warning("dynamic int8 quantization failed (%s): running unquantized", exc)
+        if self.settings.compile and self.device == "cuda":
+            self.eager_forward = module.forward
+            module.forward = torch.compile(module.forward, dynamic=True)
+            self.applied["compile"] = True
+        return module
+
+    def to_device(self, batch: Any) -> Any:
+        return batch.to(self.device)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with self.grad_context():
+            yield
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.applied.items()))
+
+
+def set_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
+
+
+def accelerator_memory() -> dict[str, float]:
+    """Allocated and reserved CUDA memory in bytes, empty without an initialized GPU."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    return {
+        "allocated": float(torch.cuda.memory_allocated()),
+        "reserved": float(torch.cuda.memory_reserved()),
+    }

@@ -1,0 +1,110 @@
+"""Generated bundles on disk and their run_inference.py servers as real processes (test helper)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from modelport.packaging.bundle import render_bundle
+from modelport.packaging.facts import ModelFacts
+from modelport.packaging.options import GenerateOptions
+from tests.fixtures.tiny_models import TINY_REPOS, TinyModel
+
+LOAD_TIMEOUT_S = 240
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def facts_for(model: TinyModel) -> ModelFacts:
+    config = json.loads((model.path / "config.json").read_text())
+    library = TINY_REPOS[model.task][1] if model.task in TINY_REPOS else "sentence-transformers"
+    if model.repo_id == "sentence-transformers/all-MiniLM-L6-v2":
+        library = "sentence-transformers"
+    return ModelFacts(
+        repo_id=model.repo_id,
+        revision=model.commit,
+        task=model.task,
+        library_name=library,
+        tags=[library],
+        config=config,
+        model_type=config.get("model_type"),
+        description="A model for tests.",
+    )
+
+
+def write_bundle(folder: Path, facts: ModelFacts, options: GenerateOptions) -> Path:
+    """Every file of the bundle under `folder`; returns its run_inference.py."""
+    for name, text in render_bundle(facts, options).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder / "run_inference.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BundleServer:
+    """`python run_inference.py --serve` in the bundle folder, as the container runs it."""
+
+    def __init__(self, script: Path, env: dict[str, str] | None = None) -> None:
+        self.script = script
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = script.parent / f"server-{self.port}.log"
+        self._log = self.log_path.open("w")
+        environ = {**os.environ, **THREAD_ENV, **(env or {})}
+        assert environ.get("HF_HUB_OFFLINE") == "1" and environ.get("HF_HOME")
+        self.proc = subprocess.Popen(
+            [sys.executable, script.name, "--serve", "--host", "127.0.0.1", "--port",
+             str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=environ, cwd=script.parent,
+        )  # fmt: skip
+        self.exit_code: int | None = None
+
+    def wait_ready(self, timeout: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/ready", timeout=5).status_code == 200:
+                    return requests.get(self.url + "/health", timeout=5).json()
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-6000:]
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, json=body, timeout=60, **kwargs)
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, as Kubernetes and podman stop a container; the exit status (None: killed)."""
+        if self.proc.poll() is None:
+            self.terminate()
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            self._log.close()
+        return self.exit_code
