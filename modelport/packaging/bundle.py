@@ -71,6 +71,30 @@ EXAMPLE_BODIES: dict[str, dict[str, Any]] = {
     },
     "image-classification": {"inputs": "<base64-encoded image bytes>"},
 }  # fmt: skip
+# How InferenceClient calls each task (the README's example).
+CLIENT_EXAMPLES: dict[str, str] = {
+    "text-classification": 'client.text_classification("I love this!")',
+    "token-classification": 'client.token_classification("My name is Sarah and I live in London.")',
+    "question-answering": (
+        'client.question_answering(question="Where do I live?",\n'
+        '                          context="My name is Sarah and I live in London.")'
+    ),
+    "fill-mask": "client.fill_mask({masked!r})",
+    "feature-extraction": 'client.feature_extraction(["The first sentence.", "The second."])',
+    "sentence-similarity": (
+        'client.sentence_similarity("That is a happy person",\n'
+        '                           other_sentences=["That is a happy dog", "Today is sunny"])'
+    ),
+    "text-generation": 'client.text_generation("Once upon a time", max_new_tokens=32)',
+    "text2text-generation": 'client.text_generation("How old are you?", max_new_tokens=32)',
+    "summarization": 'client.summarization("The tower is 324 metres tall, the tallest in Paris.")',
+    "translation": 'client.translation("How old are you?")',
+    "zero-shot-classification": (
+        'client.zero_shot_classification("I want to book a flight",\n'
+        '                                candidate_labels=["travel", "cooking", "sports"])'
+    ),
+    "image-classification": 'client.image_classification("cat.jpg")',
+}
 _ANGLE_MASK_MODELS = ("roberta", "xlm-roberta", "camembert", "bart", "longformer", "mpnet")
 
 
@@ -162,6 +186,7 @@ def environment() -> Environment:
         md=md_text,
         sh=lambda value: shlex.quote(str(value)),
         memory=format_memory,
+        md_code=lambda value: f"`{value}`",
     )
     return env
 
@@ -267,6 +292,8 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "cpu_limit": "4" if options.gpu else "2",
         "gpu_count": 1 if options.gpu else 0,
         "example_body": json.dumps(body),
+        "client_example": CLIENT_EXAMPLES[facts.task].format(masked=body["inputs"]),
+        "openai_routes": sentence_transformers or facts.task == "text-generation",
         "example_input": example_input,
     }
 
@@ -274,10 +301,11 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
 @cache
 def runtime_sources() -> dict[str, str]:
     """The runtime's files as the bundle ships them: run_inference.py and the package beside it."""
-    files = {}
+    entry = RUNTIME_SOURCE / "run_inference.py"
+    files = {entry.name: entry.read_text(encoding="utf-8")}
     for path in sorted(RUNTIME_SOURCE.glob("*.py")):
-        name = path.name if path.name == "run_inference.py" else f"{RUNTIME_PACKAGE}/{path.name}"
-        files[name] = path.read_text(encoding="utf-8")
+        if path != entry:
+            files[f"{RUNTIME_PACKAGE}/{path.name}"] = path.read_text(encoding="utf-8")
     return files
 
 

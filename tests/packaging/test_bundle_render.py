@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-import importlib.util
 import json
 import re
 import shutil
@@ -21,7 +20,8 @@ from modelport.core.errors import UnsupportedModel
 from modelport.packaging import versions
 from modelport.packaging.bundle import (
     BUNDLE_FILES,
-    TASK_PARAMETERS,
+    RUNTIME_PACKAGE,
+    RUNTIME_SOURCE,
     docker_quote,
     md_text,
     py_literal,
@@ -33,6 +33,8 @@ from modelport.packaging.facts import ModelFacts
 from modelport.packaging.memory import RUNTIME_CPU_BYTES, estimate_memory
 from modelport.packaging.options import GenerateOptions, optimization_settings
 from modelport.packaging.validate import module_schema, validate_bundle
+from modelport.runtime.config import Optimization, load_manifest
+from modelport.runtime.params import parameters_for
 
 GiB = 2**30
 MiB = 2**20
@@ -96,14 +98,11 @@ def hadolint(dockerfile: str) -> list[dict]:
     return json.loads(proc.stdout)
 
 
-def load_generated(source: str, tmp_path: Path, name: str = "run_inference"):
-    """Import a rendered run_inference.py (its top level imports no torch)."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def manifest_config(files: dict[str, str], tmp_path: Path):
+    """What the bundle's runtime reads from its module.yaml at start-up."""
+    path = tmp_path / "module.yaml"
+    path.write_text(files["module.yaml"])
+    return load_manifest(path)
 
 
 def logical_lines(dockerfile: str) -> list[str]:
@@ -130,7 +129,9 @@ def test_every_task_renders_a_valid_bundle(task, gpu):
     facts = make_facts(task)
     options = GenerateOptions(gpu=gpu)
     files = render_bundle(facts, options)
-    assert tuple(files) == BUNDLE_FILES
+    assert tuple(files)[: len(BUNDLE_FILES)] == BUNDLE_FILES
+    shipped = [name for name in files if name not in BUNDLE_FILES]
+    assert shipped and all(name.startswith(f"{RUNTIME_PACKAGE}/") for name in shipped)
     assert hadolint(files["Dockerfile"]) == []
     ast.parse(files["run_inference.py"])
     manifest = yaml.safe_load(files["module.yaml"])
@@ -155,7 +156,10 @@ def test_dockerfile_shape(level):
         instructions = logical_lines(text)
         assert instructions[0] == f"FROM {versions.PYTHON_IMAGE}"
         assert "USER 10001:10001" in instructions
-        assert any(i.startswith("HEALTHCHECK ") and "/health" in i for i in instructions)
+        assert any(i.startswith("HEALTHCHECK ") and "/ready" in i for i in instructions)
+        copies = [i for i in instructions if i.startswith("COPY ")]
+        assert any("module.yaml run_inference.py" in i for i in copies)
+        assert any(f"{RUNTIME_PACKAGE}/" in i for i in copies)
         assert "EXPOSE 8080" in instructions
         assert instructions[-1].startswith('CMD ["python", "run_inference.py", "--serve"')
         download = next(i for i in instructions if "--download" in i)
@@ -166,18 +170,34 @@ def test_dockerfile_shape(level):
     assert "NVIDIA_VISIBLE_DEVICES=all" in gpu and "NVIDIA_DRIVER_CAPABILITIES" in gpu
 
 
-def test_generated_code_is_ruff_clean(tmp_path):
+def test_the_runtime_ships_verbatim_and_lint_clean(tmp_path):
+    """run_inference.py and modelport_runtime/ are the runtime's own files, the same for every
+    model; module.yaml (listing them) says what they serve."""
+    sources = {p.name: p.read_text() for p in RUNTIME_SOURCE.glob("*.py")}
+    bundles = [
+        render_bundle(make_facts(task), GenerateOptions(gpu=gpu))
+        for task in SUPPORTED_TASKS
+        for gpu in (False, True)
+    ]
+    for files in bundles:
+        shipped = {n: t for n, t in files.items() if n == "run_inference.py" or "/" in n}
+        assert {Path(n).name: t for n, t in shipped.items()} == sources
+        assert yaml.safe_load(files["module.yaml"])["runtime"]["files"] == list(shipped)
+    for name, text in bundles[0].items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    for task in SUPPORTED_TASKS:
-        for gpu in (False, True):
-            source = render_bundle(make_facts(task), GenerateOptions(gpu=gpu))["run_inference.py"]
-            (tmp_path / f"{task}-{gpu}.py").write_text(source)
     proc = subprocess.run(
         [ruff, "check", "--no-cache", "--isolated", "--line-length", "100", "--select",
          "E,F,W,I,B,UP,S,SIM,RUF", "--ignore", "S101,S603,S607", str(tmp_path)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]
+    help_text = subprocess.run(
+        [sys.executable, "run_inference.py", "--help"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert help_text.returncode == 0 and "--serve" in help_text.stdout, help_text.stderr
 
 
 # ---------------------------------------------------------------- requirements
@@ -206,82 +226,27 @@ def test_requirements_equal_the_versions_installed_here(task, gpu):
 def test_plain_transformers_embeddings_need_no_sentence_transformers():
     files = render_bundle(make_facts("feature-extraction"), GenerateOptions())
     assert "sentence-transformers" not in files["requirements.txt"]
-    assert "SENTENCE_TRANSFORMERS = False" in files["run_inference.py"]
+    assert yaml.safe_load(files["module.yaml"])["model"]["loader"] == "embeddings"
     facts = make_facts("feature-extraction", library_name="sentence-transformers")
     files = render_bundle(facts, GenerateOptions())
     assert "sentence-transformers==6.2.0" in files["requirements.txt"]
-    assert "SENTENCE_TRANSFORMERS = True" in files["run_inference.py"]
+    assert yaml.safe_load(files["module.yaml"])["model"]["loader"] == "sentence-transformers"
 
 
-# ---------------------------------------------------------------- generated code, imported
+# ---------------------------------------------------------------- what the runtime reads
 
 
 @pytest.mark.parametrize("task", list(SUPPORTED_TASKS))
-def test_generated_parameters_match_the_catalog(task, tmp_path):
-    source = render_bundle(make_facts(task), GenerateOptions())["run_inference.py"]
-    module = load_generated(source, tmp_path)
-    assert sorted(module.PARAMETERS) == sorted(TASK_PARAMETERS[task])
-    assert task == module.TASK
-    assert module.MODEL_REVISION == COMMIT
-    assert "torch" not in module.__dict__
-
-
-def test_generated_request_checks(tmp_path):
-    source = render_bundle(make_facts("zero-shot-classification"), GenerateOptions())
-    zero_shot = load_generated(source["run_inference.py"], tmp_path, "zero_shot")
-    items, single, params = zero_shot.parse_request(
-        {"inputs": "hi", "parameters": {"candidate_labels": "a, b"}}
+def test_the_manifest_configures_the_runtime(task, tmp_path):
+    files = render_bundle(make_facts(task), GenerateOptions(batchSize=16))
+    config = manifest_config(files, tmp_path)
+    assert (config.model_id, config.revision, config.task) == ("acme/tiny-model", COMMIT, task)
+    assert (config.max_batch_size, config.max_delay_ms, config.port) == (16, 5, 8080)
+    names = sorted(
+        parameters_for(task, sentence_transformers=config.sentence_transformers).model_fields
     )
-    assert (items, single, params) == (["hi"], True, {"candidate_labels": ["a", "b"]})
-    with pytest.raises(zero_shot.BadInput, match="candidate_labels"):
-        zero_shot.parse_request({"inputs": "hi"})
-    with pytest.raises(zero_shot.BadInput, match="hypothesis_template"):
-        zero_shot.parse_request(
-            {"inputs": "x", "parameters": {"candidate_labels": ["a"], "hypothesis_template": "no"}}
-        )
-    generation = load_generated(
-        render_bundle(make_facts("text-generation"), GenerateOptions())["run_inference.py"],
-        tmp_path,
-        "generation",
-    )
-    with pytest.raises(generation.BadInput, match="max_new_tokens"):
-        generation.check_parameters({"max_new_tokens": 100_000})
-    with pytest.raises(generation.BadInput, match="integer"):
-        generation.check_parameters({"max_new_tokens": True})
-    with pytest.raises(generation.BadInput, match="do_sample"):
-        generation.check_parameters({"num_return_sequences": 3})
-    with pytest.raises(generation.BadInput, match="unknown parameter 'eval'"):
-        generation.check_parameters({"eval": "__import__('os')"})
-    with pytest.raises(generation.BadInput, match="more than"):
-        generation.parse_request({"inputs": ["x"] * 1000})
-    assert generation.to_jsonable({"a": (1, float("nan"))}) == {"a": [1, None]}
-
-
-def test_generated_image_decoding_refuses_urls(tmp_path):
-    import base64
-    import io
-
-    from PIL import Image
-
-    module = load_generated(
-        render_bundle(make_facts("image-classification"), GenerateOptions())["run_inference.py"],
-        tmp_path,
-    )
-    buffer = io.BytesIO()
-    Image.new("L", (5, 4)).save(buffer, "PNG")
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    assert module.decode_image(encoded).mode == "RGB"
-    assert module.decode_image(f"data:image/png;base64,{encoded}").size == (5, 4)
-    for bad, message in [
-        ("http://169.254.169.254/latest", "not fetched"),
-        ("file:///etc/passwd", "not fetched"),
-        ("data:image/png,rawbytes", "base64"),
-        ("%%%", "base64"),
-        (base64.b64encode(b"GIF89a-not-really").decode(), "not an image"),
-        (42, "base64 string"),
-    ]:
-        with pytest.raises(module.BadInput, match=message):
-            module.decode_image(bad)
+    readme = files["README.md"]
+    assert all(f"`{name}`" in readme for name in names), task
 
 
 # ---------------------------------------------------------------- options
@@ -360,9 +325,9 @@ def test_optimization_levels_map_to_settings(level, gpu, expected, tmp_path):
         "quantization": settings.quantization,
         "compile": settings.compile,
     }
-    module = load_generated(files["run_inference.py"], tmp_path)
-    assert settings.to_dict() == module.OPTIMIZATION
-    assert level == module.OPTIMIZATION_LEVEL
+    config = manifest_config(files, tmp_path)
+    assert config.optimization == Optimization(**settings.to_dict())
+    assert level == config.optimization_level
     assert manifest["resources"]["gpu"]["count"] == (1 if gpu else 0)
 
 
@@ -372,9 +337,10 @@ def test_batching_options_reach_every_file(tmp_path):
     assert manifest["batching"] == {"maxBatchSize": 32, "maxDelayMs": 5}
     assert manifest["resources"]["memory"] == {"request": "3Gi", "limit": "3Gi"}
     assert manifest["probes"]["liveness"]["httpGet"] == {"path": "/health", "port": 8080}
+    assert manifest["probes"]["readiness"]["httpGet"] == {"path": "/ready", "port": 8080}
     assert manifest["metrics"]["path"] == "/metrics"
     assert "MAX_BATCH_SIZE=32" in files["Dockerfile"]
-    assert load_generated(files["run_inference.py"], tmp_path).DEFAULT_BATCH_SIZE == 32
+    assert manifest_config(files, tmp_path).max_batch_size == 32
     assert "--memory=3072m" in files["README.md"]
 
 
@@ -479,8 +445,8 @@ def test_unpinned_requirements_fail():
     report = validate(files)
     assert report.status == "failed"
     assert report.errors == [
-        "requirements.txt line 8: 'requests>=2.31' is not pinned as name==version",
-        "requirements.txt line 9: 'flask' is not pinned as name==version",
+        "requirements.txt line 14: 'requests>=2.31' is not pinned as name==version",
+        "requirements.txt line 15: 'flask' is not pinned as name==version",
         "requirements.txt line 10: '-e git+https://example.com/x.git' is not pinned as "
         "name==version",
     ]
@@ -571,8 +537,9 @@ def test_hostile_metadata_stays_data(payload, tmp_path):
     ]
     assert len(evil["Dockerfile"].splitlines()) == len(good["Dockerfile"].splitlines())
 
-    # run_inference.py: parses, means the same, never mentions the metadata
+    # the runtime: the same files, never mentioning the metadata
     ast.parse(evil["run_inference.py"])
+    assert [evil[n] for n in evil if "/" in n] == [good[n] for n in good if "/" in n]
     assert evil["run_inference.py"] == good["run_inference.py"]
 
     # module.yaml: one document whose values are exactly the metadata

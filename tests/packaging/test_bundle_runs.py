@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -415,7 +416,9 @@ TASK_BAD = {
     "question-answering": [("plain text", {"inputs": "no question here"}, 422)],
     "zero-shot-classification": [("no labels", {"inputs": "x"}, 422)],
     "fill-mask": [("no mask", {"inputs": "no mask token here"}, 422)],
-    "text-generation": [("too long", {"inputs": "x", "parameters": {"max_new_tokens": 10**6}}, 422)],
+    "text-generation": [
+        ("too long", {"inputs": "x", "parameters": {"max_new_tokens": 10**6}}, 422)
+    ],
     "text-classification": [("not a string", {"inputs": 42}, 422)],
 }
 
@@ -500,7 +503,7 @@ def test_one_shot_prints_what_the_server_answers(bundles, servers):
         script = bundles[task]
         proc = subprocess.run(
             [sys.executable, script.name, "--input", json.dumps(body)], cwd=script.parent,
-            capture_output=True, text=True, timeout=180, env={**__import__("os").environ, **THREAD_ENV},
+            capture_output=True, text=True, timeout=180, env={**os.environ, **THREAD_ENV},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
         served = servers[task].post("/", body).json()
