@@ -441,14 +441,15 @@ def test_memory_over_max_memory_fails():
 
 def test_unpinned_requirements_fail():
     files = render_bundle(make_facts(), GenerateOptions())
+    pinned = len(files["requirements.txt"].splitlines())
     files["requirements.txt"] += "requests>=2.31\nflask\n-e git+https://example.com/x.git\n"
     report = validate(files)
     assert report.status == "failed"
     assert report.errors == [
-        "requirements.txt line 14: 'requests>=2.31' is not pinned as name==version",
-        "requirements.txt line 15: 'flask' is not pinned as name==version",
-        "requirements.txt line 10: '-e git+https://example.com/x.git' is not pinned as "
-        "name==version",
+        f"requirements.txt line {pinned + 1}: 'requests>=2.31' is not pinned as name==version",
+        f"requirements.txt line {pinned + 2}: 'flask' is not pinned as name==version",
+        f"requirements.txt line {pinned + 3}: '-e git+https://example.com/x.git' is not pinned "
+        "as name==version",
     ]
 
 
