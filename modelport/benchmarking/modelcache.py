@@ -1,11 +1,11 @@
 """Loaded models kept between benchmark jobs in a worker, LRU-bounded by a byte budget.
 
-A model is loaded the way the generated run_inference.py loads it for the same optimization
-level (`packaging.options.optimization_settings`): the same Auto class (or SentenceTransformer
-for sentence-transformers repos), dtype (reduced precision on GPU only), attention kernel with
-the same fallback, dynamic int8 Linear layers on CPU and torch.compile on GPU for
-"aggressive". Keys are (repo_id, revision, task, device, level). The budget is
-MODELPORT_MODEL_CACHE_BYTES, else half of MAX_MEMORY; entries are sized by their weights.
+A model is loaded by the bundle's own runtime (`modelport.runtime.engine.load_engine`) with
+the configuration its module.yaml would carry for the same optimization level and device
+(`packaging.bundle.runtime_config`), so a benchmark measures the model the bundle serves:
+the same engine, loader, dtype, attention fallback, quantization and compilation. Keys are
+(repo_id, revision, task, device, level). The budget is MODELPORT_MODEL_CACHE_BYTES, else
+half of MAX_MEMORY; entries are sized by their weights.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ class LoadedModel:
     applied: dict[str, Any] = field(default_factory=dict)  # what was actually applied
     nbytes: int = 0
     eager_forward: Any = None  # the forward before torch.compile, for FLOP counting
+    engine: Any = None  # the runtime engine (modelport.runtime.engine.Engine) that loaded it
 
     @property
     def generative(self) -> bool:
@@ -164,76 +164,32 @@ def model_path(facts: ModelFacts) -> str:
     )
 
 
+KINDS = {"AutoModelForCausalLM": "causal", "AutoModelForSeq2SeqLM": "seq2seq"}
+
+
 def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
-    import torch
-    import transformers
+    """The bundle runtime's engine for this model, wrapped for the benchmark's steps."""
+    from modelport.packaging.bundle import runtime_config
+    from modelport.packaging.options import GenerateOptions
+    from modelport.runtime.engine import load_engine
 
-    from modelport.packaging.bundle import uses_sentence_transformers
-
-    settings = optimization_settings(level, gpu=device == "cuda")
-    dtype = getattr(torch, settings.dtype if device == "cuda" else "float32")
-    applied: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."), "device": device}
-    path = model_path(facts)
-    task = facts.task
-    st = task in ("feature-extraction", "sentence-similarity") and uses_sentence_transformers(facts)
-
-    def with_attention(load: Callable[..., Any]) -> Any:
-        try:
-            result = load(attn_implementation=settings.attention)
-            applied["attention"] = settings.attention
-        except (ValueError, ImportError, TypeError, NotImplementedError) as exc:
-            log.warning("attention %r not available (%s): model default", settings.attention, exc)
-            result, applied["attention"] = load(), "default"
-        return result
-
-    if st:
-        from sentence_transformers import SentenceTransformer
-
-        model = with_attention(
-            lambda **kw: SentenceTransformer(
-                path, device=device, local_files_only=True, model_kwargs={"dtype": dtype, **kw}
-            )
-        )
-        processor, kind = model.tokenizer, "sentence-transformers"
+    options = GenerateOptions(gpu=device == "cuda", optimizationLevel=level)
+    config = runtime_config(facts, options)
+    engine = load_engine(config, model_path(facts))
+    if config.sentence_transformers:
+        kind = "sentence-transformers"
+    elif facts.task == "image-classification":
+        kind = "image"
     else:
-        auto = getattr(transformers, AUTO_CLASSES[task])
-        model = with_attention(lambda **kw: auto.from_pretrained(path, dtype=dtype, **kw))
-        model = model.to(device)
-        if task == "image-classification":
-            processor, kind = transformers.AutoImageProcessor.from_pretrained(path), "image"
-        else:
-            processor = transformers.AutoTokenizer.from_pretrained(path)
-            kind = {"AutoModelForCausalLM": "causal", "AutoModelForSeq2SeqLM": "seq2seq"}.get(
-                AUTO_CLASSES[task], "encoder"
-            )
-        if getattr(processor, "pad_token", "") is None and processor.eos_token is not None:
-            processor.pad_token = processor.eos_token  # as run_inference.py does for GPT-2 & co
-    model.eval()
-    loaded = LoadedModel(model, processor, task, kind, device, settings, applied)
-    _optimize(loaded)
-    loaded.nbytes = module_bytes(model)
+        kind = KINDS.get(AUTO_CLASSES[facts.task], "encoder")
+    backend = engine.backend
+    loaded = LoadedModel(
+        engine.model, engine.processor, facts.task, kind, backend.device,
+        options.optimization(), backend.applied, engine=engine,
+    )  # fmt: skip
+    loaded.eager_forward = backend.eager_forward
+    loaded.nbytes = module_bytes(engine.model)
     return loaded
-
-
-def _optimize(loaded: LoadedModel) -> None:
-    import torch
-
-    model, settings = loaded.model, loaded.settings
-    loaded.applied.update(quantization="none", compile=False)
-    if settings.quantization == "dynamic-int8" and loaded.device == "cpu":
-        try:
-            with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
-                warnings.simplefilter("ignore")
-                from torch.ao.quantization import quantize_dynamic
-
-                quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-            loaded.applied["quantization"] = "dynamic-int8"
-        except Exception as exc:  # as run_inference.py: measure what it would then serve
-            log.warning("dynamic int8 quantization failed (%s): running unquantized", exc)
-    if settings.compile and loaded.device == "cuda":
-        loaded.eager_forward = model.forward
-        model.forward = torch.compile(model.forward, dynamic=True)
-        loaded.applied["compile"] = True
 
 
 def module_bytes(model: Any) -> int:

@@ -33,7 +33,7 @@ from modelport.packaging.catalog import GENERATIVE_TASKS, SUPPORTED_TASKS
 from modelport.packaging.facts import ModelFacts
 from modelport.packaging.memory import MemoryEstimate, estimate_memory
 from modelport.packaging.options import OPTIMIZATION_LEVELS, GenerateOptions
-from modelport.runtime.config import Limits
+from modelport.runtime.config import Limits, Optimization, RuntimeConfig
 from modelport.runtime.params import parameters_for
 
 BUNDLE_FILES = ("Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md")
@@ -214,6 +214,30 @@ def uses_sentence_transformers(facts: ModelFacts) -> bool:
     )
 
 
+def runtime_loader(facts: ModelFacts) -> str:
+    """module.yaml's model.loader: how the runtime loads this model."""
+    kind = engine_kind(facts.task)
+    if kind == "embeddings" and uses_sentence_transformers(facts):
+        return "sentence-transformers"
+    return SUPPORTED_TASKS[facts.task]
+
+
+def runtime_config(facts: ModelFacts, options: GenerateOptions) -> RuntimeConfig:
+    """What the bundle's runtime reads from module.yaml (the benchmark loads the model so)."""
+    settings = options.optimization()
+    return RuntimeConfig(
+        model_id=facts.repo_id,
+        revision=facts.revision,
+        task=facts.task,
+        loader=runtime_loader(facts),
+        optimization_level=options.optimization_level,
+        optimization=Optimization(**settings.to_dict()),
+        max_batch_size=options.batch_size,
+        max_delay_ms=options.max_delay_ms,
+        port=PORT,
+    )
+
+
 def image_name(repo_id: str) -> str:
     """A DNS-1123 label (also a valid image name) derived from the repo id."""
     name = re.sub(r"[^a-z0-9]+", "-", repo_id.lower()).strip("-")
@@ -257,7 +281,7 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "sentence_transformers": sentence_transformers,
         "runtime_files": list(runtime_sources()),
         "runtime_package": RUNTIME_PACKAGE,
-        "loader": "sentence-transformers" if sentence_transformers else SUPPORTED_TASKS[facts.task],
+        "loader": runtime_loader(facts),
         "level": options.optimization_level,
         "level_description": OPTIMIZATION_LEVELS[options.optimization_level],
         "settings": settings.to_dict(),

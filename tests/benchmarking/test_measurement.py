@@ -58,6 +58,30 @@ def config(sizes, **kw):
     return BenchmarkConfig(batch_sizes=sizes, **kw)
 
 
+@pytest.mark.parametrize("level", ["none", "aggressive"])
+def test_the_benchmark_loads_the_bundle_runtime_engine(tiny_models, level):
+    """The benchmark times the module the bundle's engine serves, loaded by that engine."""
+    from modelport.packaging.bundle import runtime_config
+    from modelport.packaging.options import GenerateOptions
+    from modelport.runtime.engine import Engine, load_engine
+
+    for task in ("sentence-similarity", "text-generation", "question-answering"):
+        facts = resolve(ModelRef(tiny_models[task].repo_id))
+        loaded = load_model(facts, "cpu", level)
+        assert isinstance(loaded.engine, Engine) and loaded.model is loaded.engine.model
+        assert loaded.applied is loaded.engine.backend.applied
+        config = runtime_config(facts, GenerateOptions(optimizationLevel=level))
+        bundle = load_engine(config, facts.local_path or str(tiny_models[task].snapshot))
+        assert type(bundle) is type(loaded.engine)
+        assert bundle.backend.applied == loaded.applied
+        item = bundle.sample_inputs()[0]
+        with bundle.backend.running():
+            params = bundle.Parameters()
+            want = bundle.predict([item], params)
+            got = loaded.engine.predict([item], params)
+        assert got == want
+
+
 def test_out_of_memory_is_recorded_per_batch_and_the_sweep_goes_on(sbert):
     def hook(batch_size):
         if batch_size == 4:
