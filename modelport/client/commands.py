@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -134,10 +135,14 @@ def generate(client: Client, args) -> int:
     return FAILED if status == "failed" else OK
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+
+
 def write_bundle(out: Path, files: dict[str, str], *, force: bool) -> list[str]:
-    """Write the bundle's files into `out`; refuse (before writing any) to clobber others."""
+    """Write the bundle's files into `out` (the runtime's in one folder level below it);
+    refuse (before writing any) a name that could leave `out`, or to clobber other files."""
     for name in files:
-        if Path(name).name != name or name in ("", ".", ".."):
+        if not SAFE_NAME.fullmatch(name) or ".." in name:
             raise UsageError(f"the API sent an unsafe file name {name!r}; nothing written")
     clashes = [
         n for n, text in files.items()
@@ -148,8 +153,8 @@ def write_bundle(out: Path, files: dict[str, str], *, force: bool) -> list[str]:
             f"{', '.join(str(out / n) for n in clashes)} exist(s) with other content; "
             "use --force to overwrite"
         )
-    out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
     return sorted(files, key=lambda n: (n not in BUNDLE_FILES, n))
 

@@ -4,7 +4,10 @@ Inputs from concurrent requests that share parameters are grouped into one model
 most `max_batch`. When more are waiting than fit, the oldest input goes first and the rest of
 its batch are the inputs closest to it in length, so little padding is wasted. A lone client
 never waits: the delay of up to `max_delay_s` for a batch to fill applies only while the
-server is under concurrent load (the last batch held more than one input). The model runs in
+server is under concurrent load (the last batch held more than one input), and counts from
+when the model became free, not from when the oldest input arrived (an input that waited
+through the last batch would otherwise run alone while its peers, answered by that batch,
+queue again: batches of 1 and n-1 forever). The model runs in
 one worker thread, so the event loop keeps accepting and parsing while a batch runs.
 """
 
@@ -52,6 +55,7 @@ class Batcher:
         self._pending: list[_Input] = []
         self._arrived = asyncio.Event()
         self._last_batch = 0
+        self._free_since = 0.0  # when the model thread last finished a batch
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -112,6 +116,7 @@ class Batcher:
             self._last_batch = len(batch)
             began = time.perf_counter()
             outcomes = await loop.run_in_executor(self.executor, self._run, batch)
+            self._free_since = time.monotonic()
             self.observe(len(batch), time.perf_counter() - began)
             for item, (ok, value) in zip(batch, outcomes, strict=True):
                 if item.future.done():
@@ -122,7 +127,7 @@ class Batcher:
                     item.future.set_exception(value)
 
     async def _fill(self, head: _Input) -> None:
-        deadline = head.enqueued + self.max_delay_s
+        deadline = max(head.enqueued, self._free_since) + self.max_delay_s
         while sum(1 for i in self._pending if i.key == head.key) < self.max_batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -38,7 +38,9 @@ def test_generate_minilm_through_a_worker(client, worker, minilm):
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 1 and done["progress"] == 1.0
     result = done["result"]
-    assert set(result["files"]) == FILES
+    spec_files = {name for name in result["files"] if "/" not in name}
+    assert spec_files == FILES
+    assert all(n.startswith("modelport_runtime/") for n in set(result["files"]) - FILES)
     assert result["validation"]["status"] in ("passed", "warnings"), result["validation"]
     assert result["validation"]["errors"] == []
     manifest = yaml.safe_load(result["files"]["module.yaml"])
@@ -83,7 +85,8 @@ def test_wait_returns_spec_response(client, worker, tiny_models):
     body = resp.get_json()
     assert set(body) >= {"files", "validation"}
     assert set(body["validation"]) >= {"status", "errors"}
-    assert "float32" in body["files"]["run_inference.py"]
+    assert "dtype: \"float32\"" in body["files"]["module.yaml"]
+    assert body["files"]["modelport_runtime/server.py"]  # the runtime ships beside it
 
 
 @pytest.mark.parametrize(

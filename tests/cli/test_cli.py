@@ -45,7 +45,8 @@ def test_generate_writes_bundle(api_url, worker, tiny_models, tmp_path):
     proc = cli("generate", model.repo_id, "--batch-size", "2", "--out", str(out), url=api_url)
     assert proc.returncode == 0, proc.stderr
     names = {"Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md"}
-    assert {p.name for p in out.iterdir()} == names
+    assert {p.name for p in out.iterdir()} == names | {"modelport_runtime"}
+    assert (out / "modelport_runtime" / "server.py").is_file()
     assert "validation: " in proc.stdout
     assert "generate [" in proc.stderr  # progress lines (stderr is not a terminal here)
 
@@ -173,3 +174,17 @@ def test_watch_subscribes_and_stops_on_ctrl_c(api_url, minilm):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_bundle_files_never_leave_the_output_folder(tmp_path):
+    from modelport.client.commands import UsageError, write_bundle
+
+    for bad in ("../x.py", "/etc/passwd", "a/b/c.py", "modelport_runtime/../../x", ".", ""):
+        with pytest.raises(UsageError, match="unsafe file name"):
+            write_bundle(tmp_path / "out", {"README.md": "ok", bad: "evil"}, force=False)
+        assert not (tmp_path / "out").exists()
+    written = write_bundle(
+        tmp_path / "out", {"run_inference.py": "x", "modelport_runtime/server.py": "y"}, force=False
+    )
+    assert written == ["run_inference.py", "modelport_runtime/server.py"]
+    assert (tmp_path / "out" / "modelport_runtime" / "server.py").read_text() == "y"

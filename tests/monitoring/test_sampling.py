@@ -16,7 +16,7 @@ import pytest
 from modelport.core.errors import ValidationFailed
 from modelport.core.settings import get_settings
 from tests.monitoring.test_alerts import Receiver, events, new_model
-from tests.packaging.test_bundle_runs import Server, call, facts_for, write_bundle
+from tests.packaging.bundle_servers import BundleServer, facts_for, write_bundle
 
 pytestmark = pytest.mark.usefixtures("platform_env")
 
@@ -27,7 +27,7 @@ def served(platform_env, tiny_models, tmp_path_factory):
 
     model = tiny_models["text-classification"]
     script = write_bundle(tmp_path_factory.mktemp("bundle"), facts_for(model), GenerateOptions())
-    server = Server(script)
+    server = BundleServer(script)
     try:
         server.wait_ready()
         yield server
@@ -104,10 +104,9 @@ def rows(model_id: str) -> list:
         return list(session.scalars(query))
 
 
-def traffic(port: int, n: int) -> None:
+def traffic(server: BundleServer, n: int) -> None:
     for i in range(n):
-        status, _, _ = call(port, "POST", "/predict", {"inputs": f"sentence {i}"})
-        assert status == 200
+        assert server.post("/predict", {"inputs": f"sentence {i}"}).status_code == 200
 
 
 def deactivate_all() -> None:
@@ -190,7 +189,7 @@ def test_sampling_a_running_server(served, loopback_allowed):
     first = sample_due()
     assert first["due"] == 1 and first["baseline"] == 1 and rows(model_id) == []
     assert sample_due()["due"] == 0  # not due again before the interval
-    traffic(served.port, 12)
+    traffic(served, 12)
     second = sample_due(now=utcnow() + timedelta(minutes=2))
     assert second["sampled"] == 1, second
     [row] = rows(model_id)
@@ -234,7 +233,7 @@ def test_failures_back_off_and_others_are_still_sampled(served, loopback_allowed
         }
         start = utcnow()
         sample_due()
-        traffic(served.port, 3)
+        traffic(served, 3)
         summary = sample_due(now=start + timedelta(minutes=5))  # past the first backoff
         assert summary["sampled"] == 1 and summary["failed"] == 5, summary
         assert len(rows(good_model)) == 1 and rows(bad_model) == []
@@ -302,7 +301,7 @@ def test_sampling_through_a_worker_fires_a_signed_webhook(served, worker_factory
         register(model_id, f"http://127.0.0.1:{served.port}", "edge")
         app = get_celery()
         assert app.send_task("monitoring.sample", queue=queue).get(timeout=60)["baseline"] == 1
-        traffic(served.port, 3)
+        traffic(served, 3)
         from sqlalchemy import update
 
         from modelport.core.db import session_scope
