@@ -92,6 +92,8 @@ class Batcher:
         finally:  # a client gone or timed out: its inputs leave the queue unrun
             for item in inputs:
                 item.future.cancel()
+            self._drop_cancelled()
+            self.on_depth(len(self._pending))
 
     async def call(self, function: Callable[[], Any]) -> Any:
         """Run `function` on the model thread, between batches (streaming generation)."""

@@ -145,26 +145,26 @@ def load_manifest(path: Path) -> RuntimeConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     try:
         model = data["model"]
-        batching = data.get("batching", {})
+        batching = data.get("batching") or {}
         ports = data.get("ports") or [{}]
-        optimization = data.get("optimization", {})
+        optimization = data.get("optimization") or {}
         return RuntimeConfig(
             model_id=str(model["id"]),
             revision=str(model["revision"]),
             task=str(model["task"]),
             loader=str(model.get("loader", "pipeline")),
             optimization_level=str(optimization.get("level", "standard")),
-            optimization=Optimization.from_manifest(optimization.get("settings", {})),
+            optimization=Optimization.from_manifest(optimization.get("settings") or {}),
             max_batch_size=int(batching.get("maxBatchSize", 8)),
             max_delay_ms=float(batching.get("maxDelayMs", 5)),
             port=int(ports[0].get("containerPort", 8080)),
-            limits=Limits.from_manifest(data.get("limits", {})),
+            limits=Limits.from_manifest(data.get("limits") or {}),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path} is not a modelport manifest: {exc!r}") from None
 
 

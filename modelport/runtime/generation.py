@@ -276,6 +276,7 @@ class Seq2SeqEngine(_Generator):
         self.output_key = SEQ2SEQ_OUTPUT_KEYS[self.task]
 
     def check(self, item: Any, params: Any) -> Any:
+        params = params.resolved()
         self.max_new_tokens(params)
         return self.check_text(item, "input", limit_tokens=not params.truncating)
 
@@ -314,6 +315,7 @@ class Seq2SeqEngine(_Generator):
         return options
 
     def predict(self, items: list[Any], params: Any) -> list[Any]:
+        params = params.resolved()
         prefix, options = self.task_defaults(params)
         options.update(self.language_options(params))
         asked = self.generate_options(params)

@@ -25,12 +25,15 @@ def decode_image(value: Any) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(raw)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(f"the image has more than {MAX_PIXELS} pixels", 413)
-            return image.convert("RGB")
+        image = Image.open(io.BytesIO(raw))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
         raise InputError("the input is not an image Pillow can read (PNG, JPEG, ...)") from None
+    if image.width * image.height > MAX_PIXELS:
+        raise InputError(f"the image has more than {MAX_PIXELS} pixels", 413)
+    try:
+        return image.convert("RGB")
+    except (OSError, Image.DecompressionBombError, ValueError):
+        raise InputError("the image data is truncated or corrupt") from None
 
 
 def _from_text(text: str) -> bytes:

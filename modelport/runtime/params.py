@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -73,11 +73,14 @@ class ZeroShotParameters(Parameters):
     hypothesis_template: Annotated[str, Field(min_length=2, max_length=500)] = "This example is {}."
     truncation: bool = False
 
-    def pipeline_kwargs(self) -> dict[str, Any]:
-        if "{}" not in self.hypothesis_template:
-            from .errors import InputError
+    @field_validator("hypothesis_template")
+    @classmethod
+    def _has_a_slot(cls, value: str) -> str:
+        if "{}" not in value:
+            raise ValueError("must contain {} where a label goes")
+        return value
 
-            raise InputError('parameter "hypothesis_template" must contain {} where a label goes')
+    def pipeline_kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude={"truncation"})
 
 
@@ -87,13 +90,10 @@ class ImageClassificationParameters(Parameters):
 
 
 class FeatureExtractionParameters(Parameters):
-    """Token-level features (transformers models); TEI's names are accepted too."""
+    """Token-level features (transformers models): nothing to pool or normalize."""
 
     truncation: bool = False
     truncate: bool | None = None  # TEI / InferenceClient spelling
-    normalize: bool | None = None
-    prompt_name: str | None = None
-    truncation_direction: Literal["left", "right", "Left", "Right"] | None = None
 
     @property
     def truncating(self) -> bool:
@@ -101,7 +101,11 @@ class FeatureExtractionParameters(Parameters):
 
 
 class EmbeddingParameters(FeatureExtractionParameters):
-    """Pooled sentence embeddings (sentence-transformers models)."""
+    """Pooled sentence embeddings (sentence-transformers models), with TEI's options."""
+
+    normalize: bool | None = None
+    prompt_name: str | None = None
+    truncation_direction: Literal["left", "right", "Left", "Right"] | None = None
 
 
 class QuestionAnsweringParameters(Parameters):
@@ -137,6 +141,10 @@ class GenerationParameters(Parameters):
     @property
     def truncating(self) -> bool:
         return self.truncation not in (False, "do_not_truncate")
+
+    def resolved(self) -> GenerationParameters:
+        """These parameters with any nested ones applied (see Seq2SeqParameters)."""
+        return self
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for model.generate (sampling knobs only when sampling)."""
@@ -183,10 +191,16 @@ class Seq2SeqParameters(GenerationParameters):
     clean_up_tokenization_spaces: bool | None = None
     generate_parameters: GenerationParameters | None = None
 
+    def resolved(self) -> Seq2SeqParameters:
+        """InferenceClient's summarization and translation nest generation options in
+        `generate_parameters`: what was set there applies, over the top level."""
+        if self.generate_parameters is None:
+            return self
+        nested = self.generate_parameters.model_dump(exclude_unset=True)
+        return self.model_copy(update={**nested, "generate_parameters": None})
+
     def generate_kwargs(self) -> dict[str, Any]:
         kwargs = super().generate_kwargs()
-        if self.generate_parameters is not None:  # InferenceClient nests them here
-            kwargs.update(self.generate_parameters.generate_kwargs())
         for name in ("length_penalty", "early_stopping"):
             value = getattr(self, name)
             if value is not None:
