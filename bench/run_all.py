@@ -53,6 +53,10 @@ SCRIPTS = (
     Script("monitor_query.py", quick=("--models", "5", "--runs", "10")),
     Script("ws_fanout.py", quick=("--subscribers", "50", "--events", "10")),
     Script("api_load.py", quick=("--seconds", "2")),
+    Script(
+        "bundle_server.py",
+        quick=("--bare-seconds", "0.5", "--requests", "100", "--seconds", "4"),
+    ),
     Script("gpu_smoke.py", quick=("--iterations", "10", "--warmup", "2"), skip_exit={2: NO_GPU}),
 )
 

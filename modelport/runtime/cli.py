@@ -152,8 +152,11 @@ def loader(config: RuntimeConfig) -> Any:
     from .engine import load_engine
 
     def load() -> Any:
-        set_threads(thread_count(os.environ))
-        return load_engine(config, model_path(config))
+        threads = thread_count(os.environ)
+        set_threads(threads)
+        engine = load_engine(config, model_path(config))
+        engine.backend.applied["threads"] = threads
+        return engine
 
     return load
 

@@ -85,7 +85,7 @@ def test_wait_returns_spec_response(client, worker, tiny_models):
     body = resp.get_json()
     assert set(body) >= {"files", "validation"}
     assert set(body["validation"]) >= {"status", "errors"}
-    assert "dtype: \"float32\"" in body["files"]["module.yaml"]
+    assert 'dtype: "float32"' in body["files"]["module.yaml"]
     assert body["files"]["modelport_runtime/server.py"]  # the runtime ships beside it
 
 

@@ -10,7 +10,7 @@ from modelport.core.db import session_scope
 from modelport.core.models import Metric
 from modelport.packaging.options import GenerateOptions
 from tests.api.test_api_basics import assert_spec_error
-from tests.packaging.test_bundle_runs import Server, call, facts_for, write_bundle
+from tests.packaging.bundle_servers import BundleServer, facts_for, write_bundle
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def metrics_for(model_id: str) -> int:
 def test_registered_deployment_is_sampled_and_monitored(client, worker, tiny_models, tmp_path):
     model = tiny_models["text-classification"]
     script = write_bundle(tmp_path / "bundle", facts_for(model), GenerateOptions(batchSize=4))
-    server = Server(script)
+    server = BundleServer(script)
     server.wait_ready()
     try:
         resp = client.post(
@@ -113,7 +113,7 @@ def test_registered_deployment_is_sampled_and_monitored(client, worker, tiny_mod
         celery = get_celery()
         celery.send_task("monitoring.sample").get(timeout=60)  # baseline scrape
         for _ in range(12):
-            assert call(server.port, "POST", "/predict", {"inputs": "a fine day"})[0] == 200
+            assert server.post("/predict", {"inputs": "a fine day"}).status_code == 200
         time.sleep(1.2)  # SAMPLE_INTERVAL_SECONDS=1 in the test environment
         deadline = time.monotonic() + 30
         while metrics_for(model.repo_id) == before and time.monotonic() < deadline:

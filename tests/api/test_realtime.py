@@ -286,11 +286,11 @@ def test_metric_update_from_a_real_sampling_run(serve, worker, tiny_models, tmp_
     """A deployment sampled by the real worker's monitoring.sample reaches a subscriber."""
     from modelport.core.celery_app import get_celery
     from modelport.packaging.options import GenerateOptions
-    from tests.packaging.test_bundle_runs import Server, call, facts_for, write_bundle
+    from tests.packaging.bundle_servers import BundleServer, facts_for, write_bundle
 
     model = tiny_models["fill-mask"]
     script = write_bundle(tmp_path / "bundle", facts_for(model), GenerateOptions(batchSize=2))
-    server = Server(script)
+    server = BundleServer(script)
     server.wait_ready()
     host = serve()
     ws = WS(host)
@@ -306,9 +306,7 @@ def test_metric_update_from_a_real_sampling_run(serve, worker, tiny_models, tmp_
         celery = get_celery()
         celery.send_task("monitoring.sample").get(timeout=60)  # the baseline scrape
         for _ in range(5):
-            assert (
-                call(server.port, "POST", "/predict", {"inputs": "Paris is the [MASK]."})[0] == 200
-            )
+            assert server.post("/predict", {"inputs": "Paris is the [MASK]."}).status_code == 200
         deadline = time.monotonic() + 30
         update = None
         while update is None and time.monotonic() < deadline:

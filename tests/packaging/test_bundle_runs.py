@@ -119,6 +119,7 @@ def test_health_says_what_is_served_and_applied(servers, tiny_models):
         assert health["status"] == "ready"
         assert (health["model"], health["task"]) == (tiny_models[task].repo_id, task)
         assert health["revision"] == tiny_models[task].commit
+    assert servers["minilm"].health["runtime"]["threads"] == 1  # OMP_NUM_THREADS=1 here
     applied = {task: servers[task].health["runtime"] for task in OTHER_OPTIONS}
     assert applied["sentence-similarity"]["quantization"] == "dynamic-int8"
     assert applied["question-answering"]["attention"] in ("eager", "default")

@@ -99,7 +99,8 @@ def test_sigkill_of_the_pool_process_mid_job(client, worker, tiny_models, slow_v
     )
     assert job.status == "succeeded", job.error
     assert job.attempts == 2
-    assert len(completions(job_id)) == 1
+    # published right after the success commits: wait for it, then exactly one
+    assert len(wait_for(lambda: completions(job_id), 10, "job_completed")) == 1
     assert "WorkerLostError" in worker.output() or "Process" in worker.output()
 
 
@@ -118,7 +119,8 @@ def test_sigkill_of_the_whole_worker_mid_job(client, worker, beat, tiny_models, 
     )
     assert job.status == "succeeded", job.error
     assert job.attempts == 2
-    assert len(completions(job_id)) == 1
+    # published right after the success commits: wait for it, then exactly one
+    assert len(wait_for(lambda: completions(job_id), 10, "job_completed")) == 1
 
 
 def test_lost_message_is_picked_up_by_the_reconciler(client, worker, beat, tiny_models):
@@ -144,4 +146,5 @@ def test_lost_message_is_picked_up_by_the_reconciler(client, worker, beat, tiny_
     # no enqueue: the message was "lost" between commit and send
     job = wait_for(lambda: (j := row(job_id)).status == "succeeded" and j, 60, "reconciler")
     assert job.attempts == 1 and job.enqueues >= 1
-    assert len(completions(job_id)) == 1
+    # published right after the success commits: wait for it, then exactly one
+    assert len(wait_for(lambda: completions(job_id), 10, "job_completed")) == 1
