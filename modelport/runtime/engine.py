@@ -176,9 +176,10 @@ def agreement(candidate: list[list[float]], reference: list[list[float]]) -> Agr
 
 def engine_class(config: RuntimeConfig) -> type[Engine]:
     from .embeddings import EmbeddingEngine
-    from .generation import CausalEngine, Seq2SeqEngine
+    from .generation import CausalEngine
     from .pipelines import PipelineEngine
     from .qa import QuestionAnsweringEngine
+    from .seq2seq import Seq2SeqEngine
 
     if config.sentence_transformers or config.task == "sentence-similarity":
         return EmbeddingEngine

@@ -1,13 +1,10 @@
-"""Text generation: causal language models and sequence-to-sequence models.
+"""Text generation with causal language models (seq2seq.py has the encoder-decoder ones).
 
 Greedy unless `do_sample` is asked, whatever the model's generation_config says. A prompt
 that leaves no room for `max_new_tokens` in the context is refused (422, naming the numbers)
-unless `truncation` (or TGI's `truncate`) is set, which keeps its end. Causal models answer
-as the text-generation pipeline did ([{"generated_text": prompt + continuation}], or the
-continuation alone with return_full_text false), with TGI's `details` when asked, and can
-stream token by token. Sequence-to-sequence models answer as the summarization, translation
-and text2text pipelines of transformers 4 did ([{"summary_text": ...}] and so on), using the
-model's task prefix and generation defaults from config.task_specific_params.
+unless `truncation` (or TGI's `truncate`) is set, which keeps its end. Answers are the
+text-generation pipeline's ([{"generated_text": prompt + continuation}], or the continuation
+alone with return_full_text false), with TGI's `details` when asked; tokens can stream.
 """
 
 from __future__ import annotations
@@ -17,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config import SEQ2SEQ_OUTPUT_KEYS
 from .engine import Engine
 from .errors import InputError
-from .params import Seq2SeqParameters, TextGenerationParameters
+from .params import TextGenerationParameters
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -40,7 +36,7 @@ class Generation:
         return len(self.tokens)
 
 
-class _Generator(Engine):
+class Generator(Engine):
     """What causal and seq2seq engines share: limits, generate options, seeds."""
 
     def max_new_tokens(self, params: Any) -> int | None:
@@ -84,7 +80,7 @@ class _Generator(Engine):
         return len(self.processor(text, add_special_tokens=True)["input_ids"])
 
 
-class CausalEngine(_Generator):
+class CausalEngine(Generator):
     tasks: ClassVar[frozenset[str]] = frozenset({"text-generation"})
     Parameters = TextGenerationParameters
 
@@ -255,105 +251,6 @@ class CausalEngine(_Generator):
     def vectors(self, items: list[Any]) -> list[list[float]]:
         batch = self.encode(list(items), self.Parameters(truncation=True))
         logits = self.model(**batch).logits[:, -1, :].float().cpu()
-        return logits.tolist()
-
-
-class Seq2SeqEngine(_Generator):
-    tasks: ClassVar[frozenset[str]] = frozenset(SEQ2SEQ_OUTPUT_KEYS)
-    Parameters = Seq2SeqParameters
-
-    def load(self) -> None:
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        backend = self.backend
-        self.processor = AutoTokenizer.from_pretrained(self.path)
-        self.model = backend.load(
-            lambda **kw: AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=backend.dtype, **kw)
-        ).to(backend.device)
-        backend.optimize(self.model)
-        self.max_tokens = self.token_limit(self.processor, self.model.config)
-        self.task_params = getattr(self.model.config, "task_specific_params", None) or {}
-        self.output_key = SEQ2SEQ_OUTPUT_KEYS[self.task]
-
-    def check(self, item: Any, params: Any) -> Any:
-        params = params.resolved()
-        self.max_new_tokens(params)
-        return self.check_text(item, "input", limit_tokens=not params.truncating)
-
-    def task_defaults(self, params: Any) -> tuple[str, dict[str, Any]]:
-        """The prefix and generation defaults config.task_specific_params gives this task."""
-        key = self.task
-        if self.task == "translation":
-            keys = [k for k in self.task_params if k.startswith("translation")]
-            wanted = f"translation_{params.src_lang}_to_{params.tgt_lang}"
-            key = wanted if wanted in keys else (keys[0] if len(keys) == 1 else "")
-        defaults = dict(self.task_params.get(key) or {})
-        prefix = str(defaults.pop("prefix", "") or "")
-        names = (
-            "max_length",
-            "min_length",
-            "num_beams",
-            "length_penalty",
-            "no_repeat_ngram_size",
-            "early_stopping",
-        )
-        return prefix, {k: defaults[k] for k in names if k in defaults}
-
-    def language_options(self, params: Any) -> dict[str, Any]:
-        tokenizer, options = self.processor, {}
-        if params.src_lang and hasattr(tokenizer, "src_lang"):
-            tokenizer.src_lang = params.src_lang
-        if params.tgt_lang:
-            token_id = None
-            if hasattr(tokenizer, "get_lang_id"):
-                with contextlib.suppress(Exception):
-                    token_id = tokenizer.get_lang_id(params.tgt_lang)
-            if token_id is None:
-                token_id = tokenizer.convert_tokens_to_ids(params.tgt_lang)
-            if token_id is not None and token_id != tokenizer.unk_token_id:
-                options["forced_bos_token_id"] = token_id
-        return options
-
-    def predict(self, items: list[Any], params: Any) -> list[Any]:
-        params = params.resolved()
-        prefix, options = self.task_defaults(params)
-        options.update(self.language_options(params))
-        asked = self.generate_options(params)
-        if "max_new_tokens" in asked or "min_new_tokens" in asked:
-            options.pop("max_length", None)
-            options.pop("min_length", None)
-        options.update(asked)
-        batch = self.processor(
-            [prefix + text for text in items],
-            padding=True,
-            return_tensors="pt",
-            truncation=True,
-            max_length=self.max_tokens,
-        ).to(self.backend.device)
-        batch.pop("token_type_ids", None)  # encoder-decoder models take none
-        with self.seeded(params):
-            generated = self.model.generate(**batch, **options)
-        clean = params.clean_up_tokenization_spaces
-        texts = self.processor.batch_decode(
-            generated,
-            skip_special_tokens=True,
-            clean_up_tokenization_spaces=True if clean is None else clean,
-        )
-        per_input = options.get("num_return_sequences", 1)
-        return [
-            [{self.output_key: text.strip()} for text in texts[i * per_input : (i + 1) * per_input]]
-            for i in range(len(items))
-        ]
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        import torch
-
-        batch = self.processor(list(items), padding=True, truncation=True, return_tensors="pt")
-        batch = batch.to(self.backend.device)
-        batch.pop("token_type_ids", None)
-        start = self.model.config.decoder_start_token_id or 0
-        decoder = torch.full((len(items), 1), start, device=self.backend.device)
-        logits = self.model(**batch, decoder_input_ids=decoder).logits[:, -1, :].float().cpu()
         return logits.tolist()
 
 
