@@ -343,17 +343,9 @@ class LitServeServer:
 
     def wait_ready(self, timeout: float = 240.0) -> None:
         """Until GET /health answers 200 (the inference worker has loaded the engine)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"LitServe exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=5).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"LitServe not ready in {timeout:g}s:\n{self.log()}")
+        from tests.packaging.bundle_servers import wait_until_ok
+
+        wait_until_ok(self.url + "/health", self.proc, self.log, timeout)
 
     def log(self) -> str:
         self._log.flush()

@@ -93,9 +93,6 @@ class TorchBackend:
             self.applied["compile"] = True
         return module
 
-    def to_device(self, batch: Any) -> Any:
-        return batch.to(self.device)
-
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         with self.grad_context():

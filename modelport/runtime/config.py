@@ -16,9 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-GENERATIVE_TASKS = frozenset(
-    {"text-generation", "text2text-generation", "summarization", "translation"}
-)
 SEQ2SEQ_OUTPUT_KEYS = {
     "text2text-generation": "generated_text",
     "summarization": "summary_text",
@@ -97,10 +94,6 @@ class RuntimeConfig:
     port: int = 8080
     model_path: str | None = None
     limits: Limits = field(default_factory=Limits)
-
-    @property
-    def generative(self) -> bool:
-        return self.task in GENERATIVE_TASKS
 
     @property
     def sentence_transformers(self) -> bool:

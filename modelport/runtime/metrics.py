@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -96,14 +94,3 @@ class Metrics:
             if kind in self._gpu:
                 self._gpu[kind].set(value)
         return generate_latest(self.registry)
-
-
-def scrape_value(text: str, name: str, labels: dict[str, Any] | None = None) -> float | None:
-    """One sample's value from Prometheus text (for the one-shot `--metrics` and tests)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and (labels is None or sample.labels == labels):
-                return float(sample.value)
-    return None

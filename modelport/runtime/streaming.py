@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
@@ -97,6 +97,3 @@ async def tgi_stream(runtime: Runtime, engine: Any, job: InferenceRequest) -> As
                 yield sse(pending)
     except Exception as exc:
         yield error_event(exc)
-
-
-StreamFactory = Callable[[], AsyncIterator[bytes]]

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_ok(url: str, proc: subprocess.Popen, log: Callable[[], str], timeout: float) -> None:
+    """Poll GET `url` until it answers 200; fail with the server's log if it exits or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}:\n{log()}")
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout:g}s:\n{log()}")
+
+
 class BundleServer:
     """`python run_inference.py --serve` in the bundle folder, as the container runs it."""
 
@@ -74,17 +90,8 @@ class BundleServer:
         self.exit_code: int | None = None
 
     def wait_ready(self, timeout: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/ready", timeout=5).status_code == 200:
-                    return requests.get(self.url + "/health", timeout=5).json()
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log()}")
+        wait_until_ok(self.url + "/ready", self.proc, self.log, timeout)
+        return requests.get(self.url + "/health", timeout=5).json()
 
     def log(self) -> str:
         self._log.flush()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -48,6 +50,16 @@ def make_batcher(model: Model, **kwargs: Any) -> Batcher:
     return batcher
 
 
+@contextlib.asynccontextmanager
+async def running(model: Model, **kwargs: Any) -> AsyncIterator[Batcher]:
+    """A started batcher, stopped (its model thread joined) on the way out."""
+    batcher = make_batcher(model, **kwargs)
+    try:
+        yield batcher
+    finally:
+        await batcher.stop()
+
+
 async def block(batcher: Batcher, model: Model) -> asyncio.Task[list[Any]]:
     """Occupy the model thread with a lone "gate" input; queue behind it until released."""
     task = asyncio.create_task(batcher.submit(["gate"], [0], "p", "p"))
@@ -73,15 +85,12 @@ def test_concurrent_requests_with_the_same_key_share_a_batch():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=4)
-        try:
+        async with running(model, max_batch=4) as batcher:
             gate = await block(batcher, model)
             tasks = [submit(batcher, [f"x{i}"]) for i in range(6)]
             await queued(batcher, 6)
             model.release()
             results = await asyncio.gather(gate, *tasks)
-        finally:
-            await batcher.stop()
         return results
 
     results = asyncio.run(main())
@@ -94,11 +103,8 @@ def test_one_request_with_many_inputs_is_split_into_batches_in_order():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=3)
-        try:
+        async with running(model, max_batch=3) as batcher:
             return await batcher.submit(list("abcdefg"), [1] * 7, "p", "p")
-        finally:
-            await batcher.stop()
 
     assert asyncio.run(main()) == [f"p:{c}" for c in "abcdefg"]
     assert model.batches == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
@@ -108,16 +114,13 @@ def test_different_keys_never_share_a_batch():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=8)
-        try:
+        async with running(model, max_batch=8) as batcher:
             gate = await block(batcher, model)
             tasks = [submit(batcher, [f"{key}{i}"], key) for i in range(3) for key in "xy"]
             await queued(batcher, 6)
             model.release()
             await gate
             return await asyncio.gather(*tasks)
-        finally:
-            await batcher.stop()
 
     results = asyncio.run(main())
     # every output was computed with its own request's parameters
@@ -130,16 +133,13 @@ def test_a_full_queue_batches_the_oldest_with_the_nearest_in_size():
     sizes = {"a": 10, "b": 100, "c": 12, "d": 50, "e": 9, "f": 11, "g": 49}
 
     async def main():
-        batcher = make_batcher(model, max_batch=3)
-        try:
+        async with running(model, max_batch=3) as batcher:
             gate = await block(batcher, model)
             tasks = [submit(batcher, [name], sizes=[size]) for name, size in sizes.items()]
             await queued(batcher, len(sizes))
             model.release()
             await gate
             await asyncio.gather(*tasks)
-        finally:
-            await batcher.stop()
 
     asyncio.run(main())
     # a (the oldest, 10) with e (9) and f (11), in arrival order; then b (100) with d and g
@@ -150,16 +150,13 @@ def test_equally_near_inputs_go_oldest_first():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=2)
-        try:
+        async with running(model, max_batch=2) as batcher:
             gate = await block(batcher, model)
             tasks = [submit(batcher, [n], sizes=[s]) for n, s in [("a", 5), ("b", 7), ("c", 3)]]
             await queued(batcher, 3)
             model.release()
             await gate
             await asyncio.gather(*tasks)
-        finally:
-            await batcher.stop()
 
     asyncio.run(main())
     assert model.batches[1:] == [["a", "b"], ["c"]]
@@ -169,13 +166,10 @@ def test_a_lone_request_is_not_delayed():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=8, max_delay_s=0.5)
-        try:
+        async with running(model, max_batch=8, max_delay_s=0.5) as batcher:
             began = time.monotonic()
             result = await batcher.submit(["only"], [4], "p", "p")
             return result, time.monotonic() - began
-        finally:
-            await batcher.stop()
 
     result, seconds = asyncio.run(main())
     assert result == ["p:only"]
@@ -187,15 +181,12 @@ def test_under_load_a_batch_waits_to_fill():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=3, max_delay_s=5.0)
-        try:
+        async with running(model, max_batch=3, max_delay_s=5.0) as batcher:
             await batcher.submit(["a", "b"], [1, 1], "p", "p")  # the last batch held two
             first = submit(batcher, ["c"])
             await asyncio.sleep(0.05)
             second = submit(batcher, ["d", "e"])  # fills the batch: no need to wait
             return await asyncio.wait_for(asyncio.gather(first, second), 3)
-        finally:
-            await batcher.stop()
 
     assert asyncio.run(main()) == [["p:c"], ["p:d", "p:e"]]
     assert model.batches == [["a", "b"], ["c", "d", "e"]]
@@ -205,16 +196,13 @@ def test_a_failing_input_fails_only_its_own_request():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_batch=8)
-        try:
+        async with running(model, max_batch=8) as batcher:
             gate = await block(batcher, model)
             tasks = [submit(batcher, [v]) for v in ("ok1", "bad", "ok2", "boom", "ok3")]
             await queued(batcher, 5)
             model.release()
             await gate
             return await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            await batcher.stop()
 
     ok1, bad, ok2, boom, ok3 = asyncio.run(main())
     assert (ok1, ok2, ok3) == (["p:ok1"], ["p:ok2"], ["p:ok3"])
@@ -235,13 +223,10 @@ def test_a_request_with_a_failing_input_raises_its_error():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model)
-        try:
+        async with running(model) as batcher:
             with pytest.raises(InputError, match="bad input"):
                 await batcher.submit(["fine", "bad"], [4, 3], "p", "p")
             return await batcher.submit(["after"], [5], "p", "p")  # the loop still runs
-        finally:
-            await batcher.stop()
 
     assert asyncio.run(main()) == ["p:after"]
 
@@ -263,8 +248,7 @@ def test_more_than_max_queued_inputs_is_busy():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model, max_queued=3)
-        try:
+        async with running(model, max_queued=3) as batcher:
             gate = await block(batcher, model)
             first = submit(batcher, ["a", "b"])
             await queued(batcher, 2)
@@ -275,8 +259,6 @@ def test_more_than_max_queued_inputs_is_busy():
             await queued(batcher, 3)
             model.release()
             return await asyncio.gather(gate, first, last)
-        finally:
-            await batcher.stop()
 
     assert asyncio.run(main()) == [["p:gate"], ["p:a", "p:b"], ["p:c"]]
     assert "d" not in model.ran()
@@ -286,16 +268,13 @@ def test_a_draining_batcher_takes_no_new_work():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model)
-        try:
+        async with running(model) as batcher:
             batcher.draining = True
             with pytest.raises(Busy, match="shutting down"):
                 await batcher.submit(["a"], [1], "p", "p")
             with pytest.raises(Busy, match="shutting down"):
                 await batcher.call(lambda: 1)
             assert batcher.depth == 0
-        finally:
-            await batcher.stop()
 
     asyncio.run(main())
     assert model.batches == []
@@ -328,12 +307,9 @@ def test_call_runs_on_the_model_thread():
     model = Model()
 
     async def main():
-        batcher = make_batcher(model)
-        try:
+        async with running(model) as batcher:
             await batcher.submit(["a"], [1], "p", "p")
             return await batcher.call(lambda: threading.current_thread().name)
-        finally:
-            await batcher.stop()
 
     assert asyncio.run(main()) in model.threads
 

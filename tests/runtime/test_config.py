@@ -52,7 +52,6 @@ def test_load_manifest_reads_what_generation_wrote(tmp_path):
     assert config.limits == Limits()
     assert config.optimization.device == "cpu"
     assert config.optimization.inference_mode is True
-    assert not config.generative
 
 
 def test_load_manifest_reads_the_gpu_optimization_settings(tmp_path):
@@ -68,10 +67,9 @@ def test_load_manifest_reads_the_limits(tmp_path):
     assert load_manifest(path).limits.max_inputs_per_request == 3
 
 
-def test_sentence_transformers_loader_and_generative_tasks(tmp_path):
-    path = write_manifest(tmp_path, "text-generation")
-    assert load_manifest(path).generative
+def test_sentence_transformers_loader(tmp_path):
     facts = make_facts("sentence-similarity", library_name="sentence-transformers")
+    path = tmp_path / "module.yaml"
     path.write_text(render_bundle(facts, GenerateOptions())["module.yaml"])
     config = load_manifest(path)
     assert config.loader == "sentence-transformers" and config.sentence_transformers
