@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 
 from modelport.core.db import session_scope
 from modelport.core.events import publish
@@ -58,7 +58,7 @@ def sample_due(now: datetime | None = None, wait_s: float | None = None) -> dict
     started = time.monotonic()
     settings = get_settings()
     now = now or utcnow()
-    targets = [t for t in _due(now) if _claim(t.id, now, settings)]
+    targets = _claim_due(now, settings)
     summary = {
         "due": len(targets), "sampled": 0, "baseline": 0, "failed": 0, "alerts": 0, "pending": 0
     }  # fmt: skip
@@ -84,13 +84,29 @@ def sample_due(now: datetime | None = None, wait_s: float | None = None) -> dict
     return summary
 
 
-def _due(now: datetime) -> list[Target]:
+def _next_after(now: datetime, settings: Settings) -> datetime:
+    return now + timedelta(seconds=settings.SAMPLE_INTERVAL_SECONDS * 0.9)
+
+
+def _claim_due(now: datetime, settings: Settings) -> list[Target]:
+    """Lease every due deployment in one statement (one commit, not one per deployment, which
+    on SQLite ate most of an interval at 100 deployments): next_sample_at moves past `now` and
+    past the longest a scrape can take, so neither an overlapping run nor the next one samples
+    them while this run's scrapes are in flight."""
+    following = max(
+        _next_after(now, settings),
+        now + timedelta(seconds=settings.SAMPLE_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS),
+    )
     with session_scope() as session:
         rows = session.scalars(
-            select(Deployment).where(
+            update(Deployment)
+            .where(
                 Deployment.active.is_(True),
                 or_(Deployment.next_sample_at.is_(None), Deployment.next_sample_at <= now),
             )
+            .values(next_sample_at=following)
+            .returning(Deployment)
+            .execution_options(synchronize_session=False)
         ).all()
         return [
             Target(
@@ -105,29 +121,6 @@ def _due(now: datetime) -> list[Target]:
             )
             for d in rows
         ]
-
-
-def _next_after(now: datetime, settings: Settings) -> datetime:
-    return now + timedelta(seconds=settings.SAMPLE_INTERVAL_SECONDS * 0.9)
-
-
-def _claim(deployment_id: str, now: datetime, settings: Settings) -> bool:
-    """Lease the deployment: next_sample_at past `now` and past the longest a scrape can take,
-    so neither an overlapping run nor the next one samples it while this scrape runs."""
-    following = max(
-        _next_after(now, settings),
-        now + timedelta(seconds=settings.SAMPLE_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS),
-    )
-    with session_scope() as session:
-        result = session.execute(
-            update(Deployment)
-            .where(
-                Deployment.id == deployment_id,
-                or_(Deployment.next_sample_at.is_(None), Deployment.next_sample_at <= now),
-            )
-            .values(next_sample_at=following)
-        )
-        return result.rowcount == 1
 
 
 def _prices() -> Any:
@@ -194,8 +187,11 @@ def sample_one(target: Target, settings: Settings, prices: Any) -> tuple[str, in
         row = scrape.sample_from(
             target.last_scrape, raw, elapsed, hourly_price(target, raw, prices, settings)
         )
-        add_metrics(target.model_id, [row], source="deployment", timestamp=when)
-    with session_scope() as session:
+    with session_scope() as session:  # the row and the scrape it came from: one commit
+        if row is not None:
+            add_metrics(
+                target.model_id, [row], source="deployment", timestamp=when, session=session
+            )
         session.execute(
             update(Deployment)
             .where(Deployment.id == target.id)

@@ -549,3 +549,16 @@ def test_sigterm_drains_in_flight_requests(bundles):
         assert server.log().rstrip().endswith("INFO run_inference: stopped")
     finally:
         server.stop()
+
+
+def test_a_model_that_cannot_load_fails_the_process(bundles, tmp_path):
+    """The log says why, and the process exits 1 on its own (an orchestrator restarts it)."""
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    server = BundleServer(bundles["text-classification"], env={"MODEL_PATH": str(empty)})
+    try:
+        assert server.proc.wait(180) == 1
+        log = server.log()
+        assert "could not load the model" in log and str(empty) in log
+    finally:
+        server.stop()
