@@ -5,10 +5,10 @@ templates; run_inference.py is `modelport/runtime/run_inference.py` verbatim, an
 the runtime package ships beside it as `modelport_runtime/` (RUNTIME_PACKAGE), also verbatim.
 
 Every value that comes from the model (description, license, tags, labels, even the repo id)
-is escaped for the file it lands in by a filter of the Jinja environment: `py` (Python literal),
-`yaml` (a JSON scalar or flow collection, which is YAML), `docker` (a double-quoted Dockerfile
-word), `comment` (one line), `md` (one line of Markdown text) and `sh` (a shell word).
-Templates never place a raw value.
+is escaped for the file it lands in by a filter of the Jinja environment: `yaml` (a JSON
+scalar or flow collection, which is YAML), `docker` (a double-quoted Dockerfile word),
+`comment` (one line), `md` (one line of Markdown text) and `sh` (a shell word). Templates
+never place a raw value; the runtime's code ships unchanged and holds no model metadata.
 """
 
 from __future__ import annotations
@@ -116,25 +116,6 @@ def one_line(value: Any, limit: int | None = None) -> str:
     return text
 
 
-def py_literal(value: Any) -> str:
-    """A Python literal that evaluates to value (str, int, float, bool, None, list, dict)."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, int):
-        return repr(int(value))
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("non-finite float in generated code")
-        return repr(float(value))
-    if isinstance(value, str):
-        return repr(str(value))
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(py_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} as a Python literal")
-
-
 def yaml_value(value: Any) -> str:
     """A YAML scalar or flow collection: JSON, with what PyYAML would refuse or fold escaped."""
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -179,7 +160,6 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        py=py_literal,
         yaml=yaml_value,
         docker=docker_quote,
         comment=one_line,
