@@ -29,6 +29,7 @@ RUNTIME_PINS: dict[str, str] = {
     "prometheus_client": "0.26.0",
     "pydantic": "2.14.4",
     "pyyaml": "6.0.4",
+    "orjson": "3.13.0",
     "starlette": "1.10.0",
     "uvicorn": "0.54.0",
     "httptools": "0.9.0",

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from . import RUNTIME_VERSION
@@ -21,6 +21,7 @@ from .engine import Engine
 from .errors import InputError
 from .params import EmbeddingParameters, TextGenerationParameters
 from .protocol import InferenceRequest, parse_json
+from .responses import JSONResponse
 from .streaming import error_event, sse, token_events
 
 Handler = Callable[[Request, Any], Awaitable[Response]]

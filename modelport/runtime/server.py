@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from . import RUNTIME_VERSION
@@ -33,6 +33,7 @@ from .errors import Busy, InputError, TooLarge
 from .metrics import Metrics
 from .openapi import openapi_document
 from .protocol import InferenceRequest, parse_json, parse_request
+from .responses import JSONResponse
 
 log = logging.getLogger("run_inference")
 Loader = Callable[[], Engine]
