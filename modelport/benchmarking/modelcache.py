@@ -17,7 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelport.packaging.catalog import AUTO_CLASSES
@@ -27,10 +27,6 @@ from modelport.packaging.options import OptimizationSettings, optimization_setti
 log = logging.getLogger(__name__)
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-IGNORED_PATTERNS = [
-    "*.onnx", "*.onnx_data", "onnx/*", "openvino/*", "*.h5", "*.msgpack",
-    "*.ot", "*.tflite", "*.gguf", "tf_model*", "flax_model*", "rust_model*",
-]  # fmt: skip
 
 Key = tuple[str, str, str, str, str]
 
@@ -146,24 +142,6 @@ def estimate_bytes(facts: ModelFacts, settings: OptimizationSettings) -> int:
     return int((params or 0) * per)
 
 
-def model_path(facts: ModelFacts) -> str:
-    """The snapshot folder of the pinned revision, downloading it unless offline."""
-    if facts.local_path and os.path.isdir(facts.local_path):
-        return facts.local_path
-    from huggingface_hub import snapshot_download
-
-    from modelport.packaging.facts import offline_from_env
-
-    try:
-        return snapshot_download(facts.repo_id, revision=facts.revision, local_files_only=True)
-    except Exception:
-        if offline_from_env():
-            raise
-    return snapshot_download(
-        facts.repo_id, revision=facts.revision, ignore_patterns=IGNORED_PATTERNS
-    )
-
-
 KINDS = {"AutoModelForCausalLM": "causal", "AutoModelForSeq2SeqLM": "seq2seq"}
 
 
@@ -172,10 +150,13 @@ def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
     from modelport.packaging.bundle import runtime_config
     from modelport.packaging.options import GenerateOptions
     from modelport.runtime.engine import load_engine
+    from modelport.runtime.weights import model_path
 
     options = GenerateOptions(gpu=device == "cuda", optimizationLevel=level)
     config = runtime_config(facts, options)
-    engine = load_engine(config, model_path(facts))
+    if facts.local_path and os.path.isdir(facts.local_path):
+        config = replace(config, model_path=facts.local_path)
+    engine = load_engine(config, model_path(config))
     if config.sentence_transformers:
         kind = "sentence-transformers"
     elif facts.task == "image-classification":

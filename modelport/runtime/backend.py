@@ -72,6 +72,12 @@ class TorchBackend:
             result = load()
         return result
 
+    def from_pretrained(self, auto_class: Any, path: str) -> Any:
+        """A transformers model of `auto_class` from `path`: loaded as `load` does, moved to the
+        device and optimized."""
+        model = self.load(lambda **kw: auto_class.from_pretrained(path, dtype=self.dtype, **kw))
+        return self.optimize(model.to(self.device))
+
     def optimize(self, module: Any) -> Any:
         """Apply the level's dynamic int8 quantization (CPU) or torch.compile (GPU) in place."""
         import torch

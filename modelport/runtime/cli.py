@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,26 +13,9 @@ from typing import Any
 
 from .config import ConfigError, RuntimeConfig, load_manifest, thread_count
 from .errors import InputError
+from .weights import download, model_path
 
 log = logging.getLogger("run_inference")
-OFF_VALUES = ("", "0", "false", "no", "off")
-# Formats run_inference.py never loads; skipped when downloading.
-IGNORED_PATTERNS = [
-    "*.onnx",
-    "*.onnx_data",
-    "onnx/*",
-    "openvino/*",
-    "*.h5",
-    "*.msgpack",
-    "*.ot",
-    "*.tflite",
-    "*.mlmodel",
-    "coreml/*",
-    "*.gguf",
-    "tf_model*",
-    "flax_model*",
-    "rust_model*",
-]
 USAGE = """\
   python run_inference.py --serve                   serve HTTP (module.yaml says what and where)
   python run_inference.py --input 'some text'       print the prediction as JSON
@@ -105,46 +87,6 @@ def configure(args: argparse.Namespace) -> RuntimeConfig:
     config = replace(config, **changes)
     config.check()
     return config
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in OFF_VALUES
-
-
-def download(config: RuntimeConfig) -> str:
-    """Fetch the pinned revision into the HF cache; a token comes from HF_TOKEN(_PATH)."""
-    from huggingface_hub import HfApi, snapshot_download
-
-    files = HfApi().list_repo_files(config.model_id, revision=config.revision)
-    ignore = list(IGNORED_PATTERNS)
-    with_safetensors = {os.path.dirname(f) for f in files if f.endswith(".safetensors")}
-    for name in files:  # .bin/.pt duplicates of safetensors weights in the same folder
-        if name.endswith((".bin", ".pt", ".pth")) and os.path.dirname(name) in with_safetensors:
-            ignore.append(re.sub(r"([*?\[])", r"[\1]", name))
-    path = snapshot_download(config.model_id, revision=config.revision, ignore_patterns=ignore)
-    log.info("downloaded %s@%s to %s", config.model_id, config.revision, path)
-    return str(path)
-
-
-def model_path(config: RuntimeConfig) -> str:
-    if config.model_path:
-        if not os.path.isdir(config.model_path):
-            raise ConfigError(f"the model path {config.model_path!r} is not a directory")
-        return config.model_path
-    from huggingface_hub import snapshot_download
-
-    try:
-        return str(
-            snapshot_download(config.model_id, revision=config.revision, local_files_only=True)
-        )
-    except Exception as exc:
-        if offline():
-            raise ConfigError(
-                f"{config.model_id}@{config.revision} is not in the Hugging Face cache "
-                f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}) and HF_HUB_OFFLINE is "
-                f"set: run `python run_inference.py --download` first ({type(exc).__name__})"
-            ) from None
-    return download(config)
 
 
 def loader(config: RuntimeConfig) -> Any:

@@ -38,10 +38,7 @@ class EmbeddingEngine(Engine):
             from transformers import AutoModel, AutoTokenizer
 
             self.processor = AutoTokenizer.from_pretrained(self.path)
-            self.model = backend.load(
-                lambda **kw: AutoModel.from_pretrained(self.path, dtype=backend.dtype, **kw)
-            ).to(backend.device)
-            backend.optimize(self.model)
+            self.model = backend.from_pretrained(AutoModel, self.path)
             self.max_tokens = self.token_limit(self.processor, self.model.config)
 
     # ------------------------------------------------------------ inputs

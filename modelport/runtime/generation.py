@@ -87,15 +87,11 @@ class CausalEngine(Generator):
     def load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        backend = self.backend
         self.processor = tokenizer = AutoTokenizer.from_pretrained(self.path)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.model = backend.load(
-            lambda **kw: AutoModelForCausalLM.from_pretrained(self.path, dtype=backend.dtype, **kw)
-        ).to(backend.device)
-        backend.optimize(self.model)
+        self.model = self.backend.from_pretrained(AutoModelForCausalLM, self.path)
         self.max_tokens = self.token_limit(tokenizer, self.model.config)
 
     @property

@@ -25,16 +25,10 @@ class QuestionAnsweringEngine(Engine):
     def load(self) -> None:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        backend = self.backend
         self.processor = AutoTokenizer.from_pretrained(self.path)
         if not self.processor.is_fast:
             raise RuntimeError("question-answering needs a fast tokenizer (for offset mapping)")
-        self.model = backend.load(
-            lambda **kw: AutoModelForQuestionAnswering.from_pretrained(
-                self.path, dtype=backend.dtype, **kw
-            )
-        ).to(backend.device)
-        backend.optimize(self.model)
+        self.model = self.backend.from_pretrained(AutoModelForQuestionAnswering, self.path)
         self.max_tokens = self.token_limit(self.processor, self.model.config)
 
     def check(self, item: Any, params: Any) -> Any:

@@ -23,12 +23,8 @@ class Seq2SeqEngine(Generator):
     def load(self) -> None:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        backend = self.backend
         self.processor = AutoTokenizer.from_pretrained(self.path)
-        self.model = backend.load(
-            lambda **kw: AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=backend.dtype, **kw)
-        ).to(backend.device)
-        backend.optimize(self.model)
+        self.model = self.backend.from_pretrained(AutoModelForSeq2SeqLM, self.path)
         self.max_tokens = self.token_limit(self.processor, self.model.config)
         self.task_params = getattr(self.model.config, "task_specific_params", None) or {}
         self.output_key = SEQ2SEQ_OUTPUT_KEYS[self.task]
