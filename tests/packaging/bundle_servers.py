@@ -88,10 +88,13 @@ class BundleServer:
             stdout=self._log, stderr=subprocess.STDOUT, env=environ, cwd=script.parent,
         )  # fmt: skip
         self.exit_code: int | None = None
+        self.health: dict[str, Any] = {}
 
     def wait_ready(self, timeout: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
+        """Until /ready answers 200; then /health's answer, also kept as `health`."""
         wait_until_ok(self.url + "/ready", self.proc, self.log, timeout)
-        return requests.get(self.url + "/health", timeout=5).json()
+        self.health = requests.get(self.url + "/health", timeout=5).json()
+        return self.health
 
     def log(self) -> str:
         self._log.flush()

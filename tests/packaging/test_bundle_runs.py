@@ -62,9 +62,8 @@ def servers(bundles) -> Any:
     """Every bundle's server, started together and ready; stopped with SIGTERM at the end."""
     started = {key: BundleServer(script) for key, script in bundles.items()}
     try:
-        health = {key: server.wait_ready() for key, server in started.items()}
-        for key, server in started.items():
-            server.health = health[key]  # type: ignore[attr-defined]
+        for server in started.values():
+            server.wait_ready()
         yield started
     finally:
         for server in started.values():
