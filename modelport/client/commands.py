@@ -135,7 +135,7 @@ def generate(client: Client, args) -> int:
     return FAILED if status == "failed" else OK
 
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+SAFE_NAME = re.compile(r"\.?[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
 
 
 def write_bundle(out: Path, files: dict[str, str], *, force: bool) -> list[str]:

@@ -35,15 +35,18 @@ from modelport.packaging.memory import MemoryEstimate, estimate_memory
 from modelport.packaging.options import OPTIMIZATION_LEVELS, GenerateOptions
 from modelport.runtime.config import Limits, Optimization, RuntimeConfig
 from modelport.runtime.params import parameters_for
+from modelport.runtime.weights import ignore_patterns
 
 BUNDLE_FILES = ("Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md")
-RENDERED_FILES = ("Dockerfile", "requirements.txt", "module.yaml", "README.md")
+# SPEC's five, then the build context's allow-list (not in SPEC; additive, like the runtime).
+RENDERED_FILES = ("Dockerfile", "requirements.txt", "module.yaml", "README.md", ".dockerignore")
 TEMPLATES = Path(__file__).parent / "templates"
 RUNTIME_SOURCE = Path(runtime.__file__).parent
 RUNTIME_PACKAGE = "modelport_runtime"
 API_VERSION = "modelport/v1"
 MANIFEST_VERSION = 1
 PORT = 8080
+HF_ENDPOINT = "https://huggingface.co"  # the Dockerfile's ARG default
 APP_UID = 10001
 MiB = 2**20
 
@@ -277,7 +280,15 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
             facts.task, gpu=options.gpu, sentence_transformers=sentence_transformers
         ),
         "python_version": versions.PYTHON_VERSION,
-        "base_image": versions.PYTHON_IMAGE,
+        "base_image": versions.CUDA_IMAGE if options.gpu else versions.PYTHON_IMAGE,
+        "base_image_tag": versions.CUDA_IMAGE_TAG if options.gpu else versions.PYTHON_IMAGE_TAG,
+        "cuda_python_version": versions.CUDA_PYTHON_VERSION,
+        "cuda_driver_min": versions.CUDA_DRIVER_MIN,
+        "cuda_version": versions.CUDA_VERSION,
+        "compiles": settings.compile,
+        "hf_endpoint": HF_ENDPOINT,
+        "download_excludes": ignore_patterns(facts.files),
+        "measured": None if options.gpu else measured_image(facts),
         "torch_version": versions.torch_pin(options.gpu),
         "torch_index_url": versions.TORCH_CPU_INDEX_URL,
         "api_version": API_VERSION,
@@ -303,6 +314,25 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
 
 
 @cache
+def _measurements() -> dict[str, Any]:
+    return json.loads((Path(__file__).parent / "measured_images.json").read_text())
+
+
+def measured_image(facts: ModelFacts) -> dict[str, Any] | None:
+    """What tests/containers measured for this task family's CPU image (size, cold start)."""
+    data = _measurements()
+    if facts.repo_id in data["models"]:
+        entry = data["models"][facts.repo_id]
+        what = "this model's image"
+    elif facts.task in data["tasks"]:
+        entry = data["tasks"][facts.task]
+        what = f"the image of a tiny {facts.task} test model"
+    else:
+        return None
+    return {"where": data["where"], "what": what, **entry}
+
+
+@cache
 def runtime_sources() -> dict[str, str]:
     """The runtime's files as the bundle ships them: run_inference.py and the package beside it."""
     entry = RUNTIME_SOURCE / "run_inference.py"
@@ -320,5 +350,6 @@ def render_bundle(facts: ModelFacts, options: GenerateOptions) -> dict[str, str]
     rendered = {name: env.get_template(f"{name}.j2").render(context) for name in RENDERED_FILES}
     sources = runtime_sources()
     files = {name: rendered.get(name) or sources[name] for name in BUNDLE_FILES}
+    files.update((name, text) for name, text in rendered.items() if name not in files)
     files.update((name, text) for name, text in sources.items() if name not in files)
     return files

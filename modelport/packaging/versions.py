@@ -8,14 +8,30 @@ the bundle's code is tested against exactly what its requirements.txt installs.
 from __future__ import annotations
 
 PYTHON_VERSION = "3.11"
-# Debian-slim CPython image, pinned by full tag (hadolint DL3006/DL3007).
-PYTHON_IMAGE = "python:3.11.7-slim-bookworm"
+# Base images, pinned by digest (the tag beside it says what the digest was taken for). The
+# Dockerfile takes them as the default of ARG BASE_IMAGE, so a mirror or a newer patch release
+# needs only `--build-arg BASE_IMAGE=...`. No registry is reachable where modelport is
+# developed: the digests come from public Dockerfiles pinning these tags, not from a pull here.
+# CPU: Debian-slim CPython, the same CPython minor as modelport's own environment.
+PYTHON_IMAGE_TAG = "docker.io/library/python:3.11.7-slim-bookworm"
+PYTHON_IMAGE_DIGEST = "sha256:d11b9bd5e49ea7401753d78f4d3b56f3aec952b85b49bcae88981f0452818e0b"
+PYTHON_IMAGE = f"{PYTHON_IMAGE_TAG}@{PYTHON_IMAGE_DIGEST}"
+# GPU: NVIDIA's CUDA base (cudart and the driver compatibility check NVIDIA_REQUIRE_CUDA, no
+# libraries beyond it): torch's PyPI wheel brings its own CUDA 13.0 user-space as nvidia-*
+# wheels, so a -runtime- image would only add a second copy of cuBLAS and friends. Its Python
+# is Ubuntu 24.04's (3.12), in a virtualenv.
+CUDA_VERSION = "13.0"
+CUDA_DRIVER_MIN = "580"  # CUDA 13.0 needs an R580 or newer driver on the host
+CUDA_IMAGE_TAG = "docker.io/nvidia/cuda:13.0.2-base-ubuntu24.04"
+CUDA_IMAGE_DIGEST = "sha256:2ab6381d970b211fb93853796dc6707eb8a72575a375c422b17cf4d8b2641701"
+CUDA_IMAGE = f"{CUDA_IMAGE_TAG}@{CUDA_IMAGE_DIGEST}"
+CUDA_PYTHON_VERSION = "3.12"
 
 TORCH_VERSION = "2.13.0"
 # CPU bundles take torch's CPU-only wheel (about 200 MB instead of several GB of CUDA
-# libraries) from PyTorch's own index; GPU bundles take the default PyPI wheel, which brings
-# its CUDA runtime as nvidia-* wheels, so the CUDA user-space always matches the torch pin and
-# only a recent NVIDIA driver is needed on the host.
+# libraries) from PyTorch's own index (ARG TORCH_INDEX_URL); GPU bundles take the default PyPI
+# wheel (CUDA 13.0), which brings its CUDA runtime as nvidia-* wheels, so the CUDA user-space
+# always matches the torch pin and the host needs only a driver (CUDA_DRIVER_MIN or newer).
 TORCH_CPU_LOCAL = "cpu"
 TORCH_CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
 

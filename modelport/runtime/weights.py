@@ -33,16 +33,24 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in OFF_VALUES
 
 
+def ignore_patterns(files: list[str]) -> list[str]:
+    """What not to download of a repo holding `files`: formats the runtime never loads, and
+    .bin/.pt duplicates of safetensors weights in the same folder. The Dockerfile's
+    `hf download --exclude` list is rendered from this too."""
+    ignore = list(IGNORED_PATTERNS)
+    with_safetensors = {os.path.dirname(f) for f in files if f.endswith(".safetensors")}
+    for name in files:
+        if name.endswith((".bin", ".pt", ".pth")) and os.path.dirname(name) in with_safetensors:
+            ignore.append(re.sub(r"([*?\[])", r"[\1]", name))
+    return ignore
+
+
 def download(config: RuntimeConfig) -> str:
     """Fetch the pinned revision into the HF cache; a token comes from HF_TOKEN(_PATH)."""
     from huggingface_hub import HfApi, snapshot_download
 
     files = HfApi().list_repo_files(config.model_id, revision=config.revision)
-    ignore = list(IGNORED_PATTERNS)
-    with_safetensors = {os.path.dirname(f) for f in files if f.endswith(".safetensors")}
-    for name in files:  # .bin/.pt duplicates of safetensors weights in the same folder
-        if name.endswith((".bin", ".pt", ".pth")) and os.path.dirname(name) in with_safetensors:
-            ignore.append(re.sub(r"([*?\[])", r"[\1]", name))
+    ignore = ignore_patterns(files)
     path = snapshot_download(config.model_id, revision=config.revision, ignore_patterns=ignore)
     log.info("downloaded %s@%s to %s", config.model_id, config.revision, path)
     return str(path)

@@ -11,7 +11,8 @@ from modelport.core.db import session_scope
 from modelport.core.models import Model
 from modelport.core.redis_client import get_redis
 
-FILES = {"Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md"}
+FILES_ORDER = ["Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md"]
+FILES = set(FILES_ORDER)
 
 
 def poll(client, location, timeout=90):
@@ -38,9 +39,10 @@ def test_generate_minilm_through_a_worker(client, worker, minilm):
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 1 and done["progress"] == 1.0
     result = done["result"]
-    spec_files = {name for name in result["files"] if "/" not in name}
-    assert spec_files == FILES
-    assert all(n.startswith("modelport_runtime/") for n in set(result["files"]) - FILES)
+    # SPEC's five, then (additive) the build context's allow-list and the runtime package
+    assert list(result["files"])[:6] == [*FILES_ORDER, ".dockerignore"]
+    extra = set(result["files"]) - FILES - {".dockerignore"}
+    assert extra and all(n.startswith("modelport_runtime/") for n in extra)
     assert result["validation"]["status"] in ("passed", "warnings"), result["validation"]
     assert result["validation"]["errors"] == []
     manifest = yaml.safe_load(result["files"]["module.yaml"])

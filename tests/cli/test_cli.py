@@ -45,7 +45,7 @@ def test_generate_writes_bundle(api_url, worker, tiny_models, tmp_path):
     proc = cli("generate", model.repo_id, "--batch-size", "2", "--out", str(out), url=api_url)
     assert proc.returncode == 0, proc.stderr
     names = {"Dockerfile", "requirements.txt", "run_inference.py", "module.yaml", "README.md"}
-    assert {p.name for p in out.iterdir()} == names | {"modelport_runtime"}
+    assert {p.name for p in out.iterdir()} == names | {".dockerignore", "modelport_runtime"}
     assert (out / "modelport_runtime" / "server.py").is_file()
     assert "validation: " in proc.stdout
     assert "generate [" in proc.stderr  # progress lines (stderr is not a terminal here)

@@ -24,6 +24,7 @@ from modelport.packaging.bundle import (
     RUNTIME_SOURCE,
     docker_quote,
     md_text,
+    measured_image,
     render_bundle,
     yaml_value,
 )
@@ -130,7 +131,8 @@ def test_every_task_renders_a_valid_bundle(task, gpu):
     files = render_bundle(facts, options)
     assert tuple(files)[: len(BUNDLE_FILES)] == BUNDLE_FILES
     shipped = [name for name in files if name not in BUNDLE_FILES]
-    assert shipped and all(name.startswith(f"{RUNTIME_PACKAGE}/") for name in shipped)
+    assert shipped[0] == ".dockerignore"
+    assert shipped[1:] and all(name.startswith(f"{RUNTIME_PACKAGE}/") for name in shipped[1:])
     assert hadolint(files["Dockerfile"]) == []
     ast.parse(files["run_inference.py"])
     manifest = yaml.safe_load(files["module.yaml"])
@@ -148,25 +150,51 @@ def test_every_task_renders_a_valid_bundle(task, gpu):
 
 @pytest.mark.parametrize("level", ["none", "standard", "aggressive"])
 def test_dockerfile_shape(level):
-    cpu = render_bundle(make_facts(), GenerateOptions(optimizationLevel=level))["Dockerfile"]
+    facts = make_facts()
+    facts.files = ["config.json", "model.safetensors", "pytorch_model.bin", "onnx/model.onnx"]
+    cpu = render_bundle(facts, GenerateOptions(optimizationLevel=level))["Dockerfile"]
     options = GenerateOptions(gpu=True, optimizationLevel=level)
-    gpu = render_bundle(make_facts(), options)["Dockerfile"]
-    for text in (cpu, gpu):
+    gpu = render_bundle(facts, options)["Dockerfile"]
+    for text, image in ((cpu, versions.PYTHON_IMAGE), (gpu, versions.CUDA_IMAGE)):
         instructions = logical_lines(text)
-        assert instructions[0] == f"FROM {versions.PYTHON_IMAGE}"
+        # The base is pinned by digest, as the default of a build argument a mirror overrides.
+        assert instructions[:2] == [f"ARG BASE_IMAGE={image}", "FROM ${BASE_IMAGE}"]
+        assert re.search(r"@sha256:[0-9a-f]{64}$", image)
+        assert {"ARG PIP_INDEX_URL", "ARG PIP_EXTRA_INDEX_URL"} <= set(instructions)
+        assert "ARG HF_ENDPOINT=https://huggingface.co" in instructions
         assert "USER 10001:10001" in instructions
         assert any(i.startswith("HEALTHCHECK ") and "/ready" in i for i in instructions)
-        copies = [i for i in instructions if i.startswith("COPY ")]
-        assert any("module.yaml run_inference.py" in i for i in copies)
-        assert any(f"{RUNTIME_PACKAGE}/" in i for i in copies)
+        assert "--format docker" in text  # podman keeps the HEALTHCHECK only so
         assert "EXPOSE 8080" in instructions
         assert instructions[-1].startswith('CMD ["python", "run_inference.py", "--serve"')
-        download = next(i for i in instructions if "--download" in i)
+        # Order: packages, then weights pinned to the commit, then the code (a code edit
+        # reuses the layers above it).
+        steps = [i.split()[0] for i in instructions]
+        pip = next(n for n, i in enumerate(instructions) if "pip install -r requirements.txt" in i)
+        weights = next(n for n, i in enumerate(instructions) if " hf download " in i)
+        copies = [n for n, i in enumerate(instructions) if i.startswith("COPY ")]
+        code = [n for n in copies if "requirements" not in instructions[n]]
+        assert pip < weights < min(code) and len(code) == 2 and steps[weights] == "RUN"
+        download = instructions[weights]
         assert "--mount=type=secret,id=hf_token" in download
+        assert f"--revision {COMMIT}" in download
+        assert "--exclude '*.onnx'" in download and "--exclude pytorch_model.bin" in download
         assert f'MODEL_REVISION="{COMMIT}"' in text
-        assert "pip install --no-cache-dir -r requirements.txt" in text
-    assert "download.pytorch.org/whl/cpu" in cpu and "NVIDIA_VISIBLE_DEVICES=all" not in cpu
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in cpu
+    assert '--index-url "${TORCH_INDEX_URL}"' in cpu
+    assert "NVIDIA_VISIBLE_DEVICES=all" not in cpu and "TORCH_INDEX_URL" not in gpu
     assert "NVIDIA_VISIBLE_DEVICES=all" in gpu and "NVIDIA_DRIVER_CAPABILITIES" in gpu
+    assert "python3 -m venv /opt/venv" in gpu
+    # torch.compile (the GPU "aggressive" level) needs a C compiler and Python's headers.
+    assert ("gcc python3-dev" in gpu) == (level == "aggressive")
+
+
+def test_the_build_context_lets_in_only_the_bundle():
+    ignore = render_bundle(make_facts(), GenerateOptions())[".dockerignore"]
+    rules = [line for line in ignore.splitlines() if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert allowed == {"requirements.txt", "module.yaml", "run_inference.py", RUNTIME_PACKAGE}
 
 
 def test_the_runtime_ships_verbatim_and_lint_clean(tmp_path):
@@ -246,6 +274,22 @@ def test_the_manifest_configures_the_runtime(task, tmp_path):
     )
     readme = files["README.md"]
     assert all(f"`{name}`" in readme for name in names), task
+
+
+def test_the_readme_builds_and_runs_with_docker_and_podman():
+    cpu = render_bundle(make_facts("text-classification"), GenerateOptions())["README.md"]
+    gpu = render_bundle(make_facts(), GenerateOptions(gpu=True))["README.md"]
+    for readme in (cpu, gpu):
+        assert "docker build -t acme-tiny-model ." in readme
+        assert "podman build --format docker -t acme-tiny-model ." in readme
+        assert "podman run --rm -p 8080:8080" in readme and "docker run --rm" in readme
+        assert "InferenceClient(base_url=" in readme and "curl -s localhost:8080/" in readme
+        assert "--build-arg HF_ENDPOINT=" in readme
+    assert "--device nvidia.com/gpu=all" in gpu and f"{versions.CUDA_DRIVER_MIN} series" in gpu
+    # the CPU image's size and cold start as tests/containers measured them for the family
+    measured = measured_image(make_facts("text-classification"))
+    assert measured is not None and f"is {measured['size_mb']} MB" in cpu
+    assert "tiny text-classification test model" in cpu and "Measured by" not in gpu
 
 
 # ---------------------------------------------------------------- options
