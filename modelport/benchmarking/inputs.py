@@ -11,7 +11,7 @@ causal models the prompt leaves room for `max_new_tokens`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from modelport.benchmarking.modelcache import LoadedModel
@@ -27,20 +27,10 @@ class Inputs:
     tensors: dict[str, Any]  # model inputs, on the device
     batch_size: int
     sequence_length: int | None  # None for images
-    extra: dict[str, Any] = field(default_factory=dict)  # non-tensor features (ST's modality)
-
-    def features(self) -> dict[str, Any]:
-        """A fresh dict per call: SentenceTransformer writes its outputs into the one it gets."""
-        return {**self.tensors, **self.extra}
 
 
 def model_config(loaded: LoadedModel) -> Any:
-    model = loaded.model
-    if loaded.kind == "sentence-transformers":
-        first = model[0]
-        inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
-        return getattr(inner, "config", None)
-    return getattr(model, "config", None)
+    return getattr(loaded.model, "config", None)
 
 
 def sequence_length(loaded: LoadedModel, requested: int, max_new_tokens: int = 0) -> int:
@@ -60,7 +50,7 @@ def sequence_length(loaded: LoadedModel, requested: int, max_new_tokens: int = 0
     tokenizer_limit = getattr(loaded.processor, "model_max_length", None)
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < LIMIT_SENTINEL:
         limits.append(tokenizer_limit)
-    st_limit = getattr(loaded.model, "max_seq_length", None)
+    st_limit = getattr(loaded.engine, "max_tokens", None)  # sentence_bert_config's max_seq_length
     if loaded.kind == "sentence-transformers" and isinstance(st_limit, int) and st_limit > 0:
         limits.append(st_limit)
     length = min(limits)
@@ -86,8 +76,7 @@ def build_inputs(loaded: LoadedModel, batch_size: int, length: int) -> Inputs:
         if value.is_floating_point():
             value = value.to(dtype)
         tensors[name] = value.to(loaded.device)
-    extra = _st_extra(loaded) if loaded.kind == "sentence-transformers" else {}
-    return Inputs(tensors, batch_size, length_used, extra)
+    return Inputs(tensors, batch_size, length_used)
 
 
 def _text_row(loaded: LoadedModel, length: int) -> dict[str, Any]:
@@ -111,14 +100,6 @@ def _text_row(loaded: LoadedModel, length: int) -> dict[str, Any]:
     if loaded.kind in ("causal", "seq2seq"):
         names = [n for n in names if n in ("input_ids", "attention_mask")]
     return {k: v for k, v in encoded.items() if k in names}
-
-
-def _st_extra(loaded: LoadedModel) -> dict[str, Any]:
-    """Non-tensor features SentenceTransformer's own preprocessing adds (e.g. modality)."""
-    model = loaded.model
-    prepare = getattr(model, "preprocess", None) or model.tokenize
-    probe = prepare(["probe"])
-    return {k: v for k, v in probe.items() if not hasattr(v, "shape")}
 
 
 def _image_row(loaded: LoadedModel) -> Any:

@@ -33,7 +33,7 @@ Key = tuple[str, str, str, str, str]
 
 @dataclass
 class LoadedModel:
-    model: Any  # a torch module: SentenceTransformer or a transformers model
+    model: Any  # the engine's transformers model (a torch module)
     processor: Any  # tokenizer or image processor
     task: str
     kind: str  # "sentence-transformers", "encoder", "causal", "seq2seq" or "image"

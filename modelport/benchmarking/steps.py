@@ -1,8 +1,8 @@
 """What one timed run is, per kind of model, and its FLOP count (worker-only).
 
 - encoders, classifiers, image models: one forward over pre-built inputs on the device;
-- sentence-transformers models: the SentenceTransformer module (transformer, pooling,
-  normalisation) as run_inference.py's `encode` runs it, tokenization excluded;
+- sentence-transformers models: the runtime engine's `embed` (transformer, pooling, Dense,
+  normalisation) as the bundle's server runs it, tokenization excluded;
 - generative models: greedy `generate` of exactly `new_tokens` tokens (min_new_tokens =
   max_new_tokens, so end-of-sequence cannot stop it early; one sequence, no beams).
 
@@ -30,7 +30,8 @@ Step = Callable[[], Any]
 def forward_step(loaded: LoadedModel, inputs: Inputs) -> Step:
     model = loaded.model
     if loaded.kind == "sentence-transformers":
-        return lambda: model(inputs.features())
+        embed = loaded.engine.embed
+        return lambda: embed(inputs.tensors)
     tensors = inputs.tensors
     return lambda: model(**tensors)
 

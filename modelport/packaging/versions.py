@@ -52,7 +52,6 @@ RUNTIME_PINS: dict[str, str] = {
     "uvloop": "0.23.0",
 }
 
-SENTENCE_TRANSFORMERS_PIN = ("sentence-transformers", "6.2.0")
 PILLOW_PIN = ("pillow", "13.0.0")
 # Seq2seq checkpoints such as Helsinki-NLP/opus-mt-* ship only a SentencePiece model and no
 # tokenizer.json; their slow tokenizer needs this. Not installed in modelport's own
@@ -61,7 +60,6 @@ SENTENCEPIECE_PIN = ("sentencepiece", "0.2.3")
 UNTESTED_PINS = frozenset({SENTENCEPIECE_PIN[0]})
 
 _SEQ2SEQ_TASKS = frozenset({"text2text-generation", "summarization", "translation"})
-_EMBEDDING_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
 _IMAGE_TASKS = frozenset({"image-classification"})
 
 
@@ -70,11 +68,10 @@ def torch_pin(gpu: bool) -> str:
     return TORCH_VERSION if gpu else f"{TORCH_VERSION}+{TORCH_CPU_LOCAL}"
 
 
-def task_extras(task: str, *, sentence_transformers: bool) -> list[tuple[str, str]]:
-    """Extra (name, version) pins a task needs beyond the common runtime."""
+def task_extras(task: str) -> list[tuple[str, str]]:
+    """Extra (name, version) pins a task needs beyond the common runtime. sentence-transformers
+    models need none: the runtime reads their modules.json itself (runtime/sentence.py)."""
     extras: list[tuple[str, str]] = []
-    if task in _EMBEDDING_TASKS and sentence_transformers:
-        extras.append(SENTENCE_TRANSFORMERS_PIN)
     if task in _IMAGE_TASKS:
         extras.append(PILLOW_PIN)
     if task in _SEQ2SEQ_TASKS:
@@ -82,8 +79,8 @@ def task_extras(task: str, *, sentence_transformers: bool) -> list[tuple[str, st
     return extras
 
 
-def requirements(task: str, *, gpu: bool, sentence_transformers: bool) -> list[tuple[str, str]]:
+def requirements(task: str, *, gpu: bool) -> list[tuple[str, str]]:
     """Every (name, version) a bundle pins, sorted by name (torch included)."""
     pins = {"torch": torch_pin(gpu), **RUNTIME_PINS}
-    pins.update(task_extras(task, sentence_transformers=sentence_transformers))
+    pins.update(task_extras(task))
     return sorted(pins.items(), key=lambda item: item[0].lower())

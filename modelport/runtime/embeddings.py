@@ -1,5 +1,6 @@
 """Sentence embeddings: sentence-transformers models (pooled, as HF Inference and TEI serve
-them), or masked mean pooling over a transformers model for sentence-similarity without one.
+them, by sentence.py's reading of modules.json), or masked mean pooling over a transformers
+model for sentence-similarity without one.
 
 Inputs are texts, or for sentence-similarity {"source_sentence", "sentences"}, answered with
 one similarity score per sentence (the model's similarity function, cosine by default).
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 from .engine import Engine
 from .errors import InputError
 from .params import EmbeddingParameters
+from .sentence import SentenceConfig, load_dense, pool, similarity
 
 
 class EmbeddingEngine(Engine):
@@ -19,27 +21,23 @@ class EmbeddingEngine(Engine):
     Parameters = EmbeddingParameters
 
     def load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
         backend = self.backend
+        self.sentence: SentenceConfig | None = None
+        folder = self.path
         if self.config.sentence_transformers:
-            from sentence_transformers import SentenceTransformer
-
-            self.model = backend.load(
-                lambda **kw: SentenceTransformer(
-                    self.path,
-                    device=backend.device,
-                    local_files_only=True,
-                    model_kwargs={"dtype": backend.dtype, **kw},
-                )
-            )
-            backend.optimize(self.model)
-            self.processor = self.model.tokenizer
-            self.max_tokens = self.model.max_seq_length or self.token_limit(self.processor)
-        else:
-            from transformers import AutoModel, AutoTokenizer
-
-            self.processor = AutoTokenizer.from_pretrained(self.path)
-            self.model = backend.from_pretrained(AutoModel, self.path)
-            self.max_tokens = self.token_limit(self.processor, self.model.config)
+            self.sentence = SentenceConfig.read(self.path)
+            folder = self.sentence.transformer_path
+        self.processor = AutoTokenizer.from_pretrained(folder)
+        self.model = backend.from_pretrained(AutoModel, folder)
+        self.dense = [
+            backend.optimize(load_dense(path, backend.dtype, backend.device))
+            for path in (self.sentence.dense if self.sentence else [])
+        ]
+        self.max_tokens = self.token_limit(self.processor, self.model.config)
+        if self.sentence and self.sentence.max_seq_length:
+            self.max_tokens = min(self.max_tokens or 10**9, self.sentence.max_seq_length)
 
     # ------------------------------------------------------------ inputs
 
@@ -67,7 +65,7 @@ class EmbeddingEngine(Engine):
         return len(item)
 
     def check_params(self, params: Any) -> None:
-        prompts = getattr(self.model, "prompts", None) or {}
+        prompts = self.sentence.prompts if self.sentence else {}
         if params.prompt_name is not None and params.prompt_name not in prompts:
             known = ", ".join(sorted(prompts)) or "none"
             raise InputError(
@@ -80,39 +78,59 @@ class EmbeddingEngine(Engine):
         """Pooled vectors for texts, as a float32 CPU tensor."""
         import torch
 
+        sentence = self.sentence
+        prompt, skip = "", 0
+        if sentence is not None:
+            name = params.prompt_name or sentence.default_prompt_name
+            prompt = sentence.prompts.get(name, "") if name else ""
+            if sentence.do_lower_case:
+                texts = [text.lower() for text in texts]
+            texts = [prompt + text for text in texts]
+            if prompt and not sentence.include_prompt:
+                skip = self.prompt_length(prompt)
         direction = (params.truncation_direction or "right").lower()
         tokenizer = self.processor
         previous, tokenizer.truncation_side = tokenizer.truncation_side, direction
         try:
-            if self.config.sentence_transformers:
-                vectors = self.model.encode(
-                    texts,
-                    batch_size=max(1, len(texts)),
-                    convert_to_tensor=True,
-                    normalize_embeddings=bool(params.normalize),
-                    prompt_name=params.prompt_name,
-                    show_progress_bar=False,
-                )
-                return vectors.float().cpu()
-            batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            batch = tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                              return_tensors="pt")  # fmt: skip
         finally:
             tokenizer.truncation_side = previous
-        batch = batch.to(self.backend.device)
-        names = set(tokenizer.model_input_names)
-        hidden = self.model(**{k: v for k, v in batch.items() if k in names}).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        vectors = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().cpu()
+        vectors = self.embed(batch.to(self.backend.device), skip_tokens=skip).float().cpu()
         if params.normalize:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return vectors
 
-    def similarity(self, vectors: Any) -> Any:
+    def embed(self, batch: Any, skip_tokens: int = 0) -> Any:
+        """Pooled vectors of a tokenized batch on the device (what the benchmark times): the
+        model's forward, pooling (leaving out the first `skip_tokens`), Dense and Normalize."""
         import torch
 
-        if self.config.sentence_transformers:
-            return self.model.similarity(vectors[:1], vectors[1:])[0]
-        unit = torch.nn.functional.normalize(vectors, dim=-1)
-        return unit[1:] @ unit[0]
+        sentence = self.sentence
+        names = set(self.processor.model_input_names)
+        hidden = self.model(**{k: v for k, v in batch.items() if k in names}).last_hidden_state
+        mask = batch["attention_mask"]
+        if sentence is None:
+            return pool(hidden, mask, ["mean_tokens"])
+        if skip_tokens:
+            mask = mask.clone()
+            mask[:, :skip_tokens] = 0
+        vectors = pool(hidden, mask, sentence.pooling)
+        for layer in self.dense:
+            vectors = layer(vectors)
+        if sentence.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens of the prompt at the start of an input (its trailing special token not)."""
+        ids = self.processor(prompt)["input_ids"]
+        special = set(self.processor.all_special_ids)
+        return len(ids) - 1 if ids and ids[-1] in special else len(ids)
+
+    def similarity(self, vectors: Any) -> Any:
+        name = self.sentence.similarity if self.sentence else "cosine"
+        return similarity(name, vectors[0], vectors[1:])
 
     def predict(self, items: list[Any], params: Any) -> list[Any]:
         self.check_params(params)

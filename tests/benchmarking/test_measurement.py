@@ -36,9 +36,8 @@ def hooked_loader(hook):
 
     def load(facts, device, level):
         loaded = load_model(facts, device, level)
-        # SentenceTransformer calls the encoder's forward directly (no hooks): hook its
-        # embeddings, the first module it calls
-        embeddings = loaded.model[0].auto_model.embeddings
+        # hook the encoder's embeddings, the first module the engine's forward calls
+        embeddings = loaded.model.embeddings
 
         def pre_hook(module, args, kwargs):
             ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]

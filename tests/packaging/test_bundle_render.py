@@ -246,17 +246,17 @@ def test_requirements_equal_the_versions_installed_here(task, gpu):
         assert version == installed, name
     assert pins["torch"] == ("2.13.0" if gpu else "2.13.0+cpu")
     assert {"transformers", "tokenizers", "huggingface_hub", "safetensors"} <= set(pins)
-    assert ("sentence-transformers" in pins) == st
+    assert "sentence-transformers" not in pins  # the runtime pools from modules.json itself
     assert ("pillow" in pins) == (task == "image-classification")
 
 
-def test_plain_transformers_embeddings_need_no_sentence_transformers():
+def test_embeddings_never_need_sentence_transformers():
     files = render_bundle(make_facts("feature-extraction"), GenerateOptions())
     assert "sentence-transformers" not in files["requirements.txt"]
     assert yaml.safe_load(files["module.yaml"])["model"]["loader"] == "embeddings"
     facts = make_facts("feature-extraction", library_name="sentence-transformers")
     files = render_bundle(facts, GenerateOptions())
-    assert "sentence-transformers==6.2.0" in files["requirements.txt"]
+    assert "sentence-transformers" not in files["requirements.txt"]
     assert yaml.safe_load(files["module.yaml"])["model"]["loader"] == "sentence-transformers"
 
 
