@@ -159,6 +159,16 @@ class Container:
     def state(self, template: str) -> str:
         return podman("inspect", "--format", template, self.name, check=False).stdout.strip()
 
+    def listen_backlog(self) -> int:
+        """The accept queue of the server's listening socket (ss's Send-Q for a listener),
+        read from the host inside the container's network namespace."""
+        pid = self.state("{{.State.Pid}}")
+        out = subprocess.run(
+            ["nsenter", "-t", pid, "-n", "ss", "-ltnH", "sport = :8080"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        return int(out[2])  # State Recv-Q Send-Q Local Peer
+
     def logs(self) -> str:
         result = podman("logs", self.name, check=False)
         return (result.stdout + result.stderr)[-6000:]

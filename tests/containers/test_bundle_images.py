@@ -202,12 +202,20 @@ def client_calls(image: Image, url: str) -> None:
 
 
 def in_flight_body(image: Image) -> dict[str, Any]:
-    """A request that keeps the model busy for a while: the example input, 256 times (the most
-    one request may carry), or long texts for the real MiniLM."""
+    """A request that keeps the model busy for a while: the example input 128 times (16 of them
+    stay under the server's 4,096 queued inputs), or long texts for the real MiniLM."""
     if image.family == "demo":
         return {"inputs": ["The quick brown fox jumps over the lazy dog. " * 10] * 32}
     body = example_body(image)
-    return {**body, "inputs": [body["inputs"]] * 256}
+    return {**body, "inputs": [body["inputs"]] * 128}
+
+
+def in_flight(url: str) -> int:
+    """The server's own count of predictions in progress (its Prometheus gauge)."""
+    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("modelport_requests_in_flight"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise AssertionError("/metrics has no modelport_requests_in_flight")
 
 
 # ---------------------------------------------------------------- the probes
@@ -223,6 +231,8 @@ def test_bundle_image_serves_its_model(images, family):
         health = requests.get(box.url + "/health", timeout=10).json()
         assert health["runtime"]["threads"] == 1, "torch threads must follow --cpus=1"
         assert health["revision"] == image.model.commit
+        # a listen backlog of 5 dropped connections at 8 concurrent clients
+        assert box.listen_backlog() >= 128
 
         answer = requests.post(box.url + "/", json=body, timeout=60)
         assert answer.status_code == 200, answer.text
@@ -255,15 +265,21 @@ def test_bundle_image_serves_its_model(images, family):
             pending = [
                 pool.submit(requests.post, box.url + "/", json=slow, timeout=120) for _ in range(16)
             ]
-            time.sleep(0.3)
-            running = sum(not f.done() for f in pending)
+            # every request has reached the server (in flight there, or answered) ...
+            deadline = time.monotonic() + 30
+            while (running := in_flight(box.url)) + sum(f.done() for f in pending) < 16:
+                assert time.monotonic() < deadline, "the requests did not reach the server"
+                time.sleep(0.02)
             assert running, "every request finished before SIGTERM: nothing was in flight"
             began = time.monotonic()
             code = box.stop(timeout_s=60)
             took = time.monotonic() - began
-            statuses = [f.result().status_code for f in pending]
+            answers = [f.result() for f in pending]
+            statuses = [a.status_code for a in answers]
         assert code == 0, box.logs()
-        assert statuses == [200] * len(pending)
+        assert statuses == [200] * len(pending), [
+            a.text[:200] for a in answers if a.status_code != 200
+        ]
         assert "Traceback" not in box.logs()
         done = f"{running} in flight at SIGTERM, {statuses.count(200)}/16 answered 200"
         image.sigterm = f"exit {code} after {took:.1f}s, {done}"
