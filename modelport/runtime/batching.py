@@ -51,7 +51,6 @@ class Batcher:
         self.run, self.observe, self.on_depth = run, observe, on_depth
         self.max_batch, self.max_delay_s, self.max_queued = max_batch, max_delay_s, max_queued
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="model")
-        self.draining = False
         self._pending: list[_Input] = []
         self._arrived = asyncio.Event()
         self._last_batch = 0
@@ -75,8 +74,6 @@ class Batcher:
         self, values: list[Any], sizes: list[int], params: Any, key: Hashable
     ) -> list[Any]:
         """The outputs for `values`, in order; raises the first input's error if any failed."""
-        if self.draining:
-            raise Busy("the server is shutting down: send the request to another replica")
         if len(self._pending) + len(values) > self.max_queued:
             raise Busy(f"the server is busy: more than {self.max_queued} inputs are queued")
         loop = asyncio.get_running_loop()
@@ -97,8 +94,6 @@ class Batcher:
 
     async def call(self, function: Callable[[], Any]) -> Any:
         """Run `function` on the model thread, between batches (streaming generation)."""
-        if self.draining:
-            raise Busy("the server is shutting down: send the request to another replica")
         return await asyncio.get_running_loop().run_in_executor(self.executor, function)
 
     async def _loop(self) -> None:

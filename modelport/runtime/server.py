@@ -99,9 +99,10 @@ class Runtime:
         log.info("ready: POST / (or /predict), GET /health /ready /metrics /openapi.json")
 
     async def drain(self, timeout_s: float) -> None:
-        """Stop taking predictions; return once none is in flight or queued, or at the timeout."""
+        """Stop taking predictions; return once none is in flight or queued, or at the timeout.
+        Admission is decided once, when a request arrives (ready_engine): one admitted before
+        the drain still queues its inputs after it (an image body may take a while to decode)."""
         self.draining = True
-        self.batcher.draining = True
         log.info("draining: %d request(s) in flight", self.in_flight)
         deadline = time.monotonic() + timeout_s
         while (self.in_flight or self.batcher.depth) and time.monotonic() < deadline:

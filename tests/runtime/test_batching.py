@@ -264,22 +264,6 @@ def test_more_than_max_queued_inputs_is_busy():
     assert "d" not in model.ran()
 
 
-def test_a_draining_batcher_takes_no_new_work():
-    model = Model()
-
-    async def main():
-        async with running(model) as batcher:
-            batcher.draining = True
-            with pytest.raises(Busy, match="shutting down"):
-                await batcher.submit(["a"], [1], "p", "p")
-            with pytest.raises(Busy, match="shutting down"):
-                await batcher.call(lambda: 1)
-            assert batcher.depth == 0
-
-    asyncio.run(main())
-    assert model.batches == []
-
-
 def test_a_cancelled_request_leaves_the_queue_unrun():
     model = Model()
     depths: list[int] = []
