@@ -35,9 +35,11 @@ class EmbeddingEngine(Engine):
             backend.optimize(load_dense(path, backend.dtype, backend.device))
             for path in (self.sentence.dense if self.sentence else [])
         ]
-        self.max_tokens = self.token_limit(self.processor, self.model.config)
-        if self.sentence and self.sentence.max_seq_length:
-            self.max_tokens = min(self.max_tokens or 10**9, self.sentence.max_seq_length)
+        limits = (
+            self.token_limit(self.processor, self.model.config),
+            self.sentence.max_seq_length if self.sentence else None,
+        )
+        self.max_tokens = min((n for n in limits if n), default=None)
 
     # ------------------------------------------------------------ inputs
 

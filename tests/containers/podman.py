@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
+from modelport import localredis
 from modelport.packaging import versions
+from tests.packaging.bundle_servers import wait_until_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 # The stand-in is built under the tag; the Dockerfile pins a digest as the default of an ARG.
@@ -113,21 +114,13 @@ def image_size(tag: str) -> int:
     return int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Container:
     """`podman run -d` of an image, published on a loopback port."""
 
     image: str
     run_args: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=localredis.free_port)
     started: float = 0.0
     name: str = ""
 
@@ -144,17 +137,12 @@ class Container:
 
     def wait_ready(self, timeout: float = 180) -> float:
         """Seconds from `podman run` to /ready answering 200."""
-        deadline = self.started + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return time.monotonic() - self.started
-            except requests.ConnectionError:
-                pass
-            if self.state("{{.State.Running}}") != "true":
-                raise RuntimeError(f"{self.image} exited:\n{self.logs()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.image} was not ready in {timeout:g}s:\n{self.logs()}")
+        wait_until_ok(self.url + "/ready", self.exited, self.logs, timeout, poll_s=0.1)
+        return time.monotonic() - self.started
+
+    def exited(self) -> str | None:
+        running = self.state("{{.State.Running}}") == "true"
+        return None if running else f"{self.image} exited"
 
     def state(self, template: str) -> str:
         return podman("inspect", "--format", template, self.name, check=False).stdout.strip()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,10 @@ from typing import Any
 
 import requests
 
+from modelport import localredis
 from modelport.packaging.bundle import render_bundle
 from modelport.packaging.facts import ModelFacts
+from modelport.packaging.hfcache import scan_folder
 from modelport.packaging.options import GenerateOptions
 from tests.fixtures.tiny_models import TINY_REPOS, TinyModel
 
@@ -38,6 +39,7 @@ def facts_for(model: TinyModel) -> ModelFacts:
         config=config,
         model_type=config.get("model_type"),
         description="A model for tests.",
+        files=[f.path for f in scan_folder(model.path)],
     )
 
 
@@ -50,24 +52,26 @@ def write_bundle(folder: Path, facts: ModelFacts, options: GenerateOptions) -> P
     return folder / "run_inference.py"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ok(url: str, proc: subprocess.Popen, log: Callable[[], str], timeout: float) -> None:
-    """Poll GET `url` until it answers 200; fail with the server's log if it exits or stalls."""
+def wait_until_ok(
+    url: str,
+    exited: Callable[[], str | None],
+    log: Callable[[], str],
+    timeout: float,
+    poll_s: float = 0.2,
+) -> None:
+    """Poll GET `url` until it answers 200; fail with the server's log if it stalls or if
+    `exited()` says (in words) that the server is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited {proc.returncode}:\n{log()}")
         try:
             if requests.get(url, timeout=5).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
-        time.sleep(0.2)
+        gone = exited()
+        if gone:
+            raise RuntimeError(f"{gone}:\n{log()}")
+        time.sleep(poll_s)
     raise RuntimeError(f"{url} did not answer 200 in {timeout:g}s:\n{log()}")
 
 
@@ -76,7 +80,7 @@ class BundleServer:
 
     def __init__(self, script: Path, env: dict[str, str] | None = None) -> None:
         self.script = script
-        self.port = free_port()
+        self.port = localredis.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = script.parent / f"server-{self.port}.log"
         self._log = self.log_path.open("w")
@@ -92,9 +96,13 @@ class BundleServer:
 
     def wait_ready(self, timeout: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
         """Until /ready answers 200; then /health's answer, also kept as `health`."""
-        wait_until_ok(self.url + "/ready", self.proc, self.log, timeout)
+        wait_until_ok(self.url + "/ready", self.exited, self.log, timeout)
         self.health = requests.get(self.url + "/health", timeout=5).json()
         return self.health
+
+    def exited(self) -> str | None:
+        code = self.proc.poll()
+        return None if code is None else f"server exited {code}"
 
     def log(self) -> str:
         self._log.flush()
