@@ -39,3 +39,32 @@ def publish(channel: str, event: str, data: dict[str, Any]) -> None:
 
 def publish_job(job_id: str, event: str, data: dict[str, Any]) -> None:
     publish(job_channel(job_id), event, {"jobId": job_id, **data})
+
+
+# Appends and publishes only if the marker key was not set yet, atomically: a final event sent
+# again (by the reconciler, for a process killed between its commit and its bookkeeping) is
+# not seen twice.
+_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'channel', ARGV[1], 'message', ARGV[2])
+    redis.call('PUBLISH', ARGV[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+ONCE_TTL = 7 * 24 * 3600
+
+
+def publish_job_once(job_id: str, event: str, data: dict[str, Any]) -> bool:
+    """Publish a job's final event at most once. True once it is on the bus (now or before),
+    False when Redis could not be reached (the caller tries again later)."""
+    channel = job_channel(job_id)
+    message = json.dumps({"event": event, "data": {"jobId": job_id, **data}, "ts": time.time()})
+    try:
+        marker = f"modelport:announced:{job_id}:{event}"
+        keys_and_args = (marker, STREAM, channel, message, STREAM_MAXLEN, ONCE_TTL)
+        get_redis().eval(_ONCE, 2, *keys_and_args)
+    except redis.RedisError as exc:
+        log.warning("could not publish %s on %s: %s", event, channel, exc)
+        return False
+    return True

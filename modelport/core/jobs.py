@@ -219,10 +219,17 @@ def _finish(job_id, token, status, *, result=None, error=None, outcome=None) -> 
     if done and outcome is not None:
         outcome.committed()
     if done:
-        events.publish_job(
-            job_id, "job_completed", {"status": status, "result": result, "error": error}
-        )
+        _announce(job_id, status, result, error)
     return done
+
+
+def _announce(job_id: str, status: str, result: Any, error: Any) -> None:
+    """Put job_completed on the bus, then note it on the row. A process killed in between
+    leaves the note unset and reconcile announces the job again (published at most once)."""
+    data = {"status": status, "result": result, "error": error}
+    if events.publish_job_once(job_id, "job_completed", data):
+        with session_scope() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(notified_at=utcnow()))
 
 
 def cancel(job_id: str) -> bool:
@@ -291,9 +298,27 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
             )
         if res.rowcount == 1 and enqueue(job.id, job.task_name, job.queue):
             counts["expired"] += 1
+    counts["announced"] = _announce_missed(now)
     if any(counts.values()):
         log.info("reconciled jobs: %s", counts)
     return counts
+
+
+def _announce_missed(now: datetime) -> int:
+    """Announce final jobs whose job_completed never reached the bus (the finishing process
+    died after its commit, or Redis was away). Jobs of the last day, settled for a moment."""
+    with session_scope() as session:
+        missed = session.scalars(
+            select(Job).where(
+                Job.status.in_(FINAL_STATUSES),
+                Job.created_at > now - timedelta(days=1),
+                Job.notified_at.is_(None),
+                Job.finished_at < now - timedelta(seconds=2),
+            )
+        ).all()
+    for job in missed:
+        _announce(job.id, job.status, job.result, job.error)
+    return len(missed)
 
 
 def to_dict(job: Job) -> dict[str, Any]:

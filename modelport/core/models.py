@@ -130,6 +130,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     lease_expires_at: Mapped[datetime | None] = mapped_column()
+    # set once job_completed is on the bus; a final job without it is announced by reconcile
+    notified_at: Mapped[datetime | None] = mapped_column()
 
 
 class ApiKey(Base):

@@ -1,5 +1,6 @@
 """Job transitions are conditional: one attempt owns a job, finished jobs never rerun."""
 
+import json
 import os
 import uuid
 from datetime import timedelta
@@ -108,14 +109,20 @@ def test_reconcile_requeues_lost_and_expired_jobs(jobs_db):
         session.execute(update(Job).where(Job.id == never_sent).values(created_at=past))
         session.execute(update(Job).where(Job.id == running).values(lease_expires_at=past))
     counts = jobs.reconcile()
-    assert counts == {"requeued": 1, "expired": 1, "failed": 0, "waiting": 0}
+    assert counts == {"requeued": 1, "expired": 1, "failed": 0, "waiting": 0, "announced": 0}
     sent = load(never_sent)
     assert sent.status == "queued" and sent.enqueues == 1 and sent.enqueued_at is not None
     back = load(running)
     assert back.status == "queued" and back.worker is None
     assert not jobs.succeed(running, claim.token, {"late": True})
     # nothing left to do on a second pass
-    assert jobs.reconcile() == {"requeued": 0, "expired": 0, "failed": 0, "waiting": 0}
+    assert jobs.reconcile() == {
+        "requeued": 0,
+        "expired": 0,
+        "failed": 0,
+        "waiting": 0,
+        "announced": 0,
+    }
 
 
 def test_reconcile_leaves_a_job_whose_queue_has_a_backlog(jobs_db):
@@ -147,6 +154,47 @@ def test_reconcile_leaves_a_job_whose_queue_has_a_backlog(jobs_db):
     finally:
         with celery.connection_for_write() as conn:
             conn.default_channel.queue_purge(queue)
+
+
+def completions(job_id) -> list[dict]:
+    from modelport.core import events
+    from modelport.core.redis_client import get_redis
+
+    found = []
+    for _id, fields in get_redis().xrange(events.STREAM, "-", "+"):
+        message = json.loads(fields["message"])
+        if message["event"] == "job_completed" and message["data"]["jobId"] == job_id:
+            found.append(message["data"])
+    return found
+
+
+def test_a_final_event_lost_to_a_kill_is_announced_once_by_reconcile(jobs_db):
+    """The finishing process commits, then publishes, then notes it: killed after the commit,
+    the job has no job_completed until reconcile sends it; killed after the publish, reconcile
+    notes it without a second event."""
+    killed_before_publish, killed_before_note, announced = make_job(), make_job(), make_job()
+    claim = jobs.claim(announced)
+    assert jobs.succeed(announced, claim.token, {"r": 3})
+    assert load(announced).notified_at is not None and len(completions(announced)) == 1
+    past = utcnow() - timedelta(seconds=10)
+    for job_id in (killed_before_publish, killed_before_note):
+        with session_scope() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(status="succeeded", result={"r": 1}, finished_at=past)
+            )
+    from modelport.core import events
+
+    data = {"status": "succeeded", "result": {"r": 1}, "error": None}
+    assert events.publish_job_once(killed_before_note, "job_completed", data)
+    assert completions(killed_before_publish) == []
+    assert jobs.reconcile()["announced"] >= 2
+    for job_id in (killed_before_publish, killed_before_note):
+        assert completions(job_id) == [{"jobId": job_id, **data}]
+        assert load(job_id).notified_at is not None
+    assert len(completions(announced)) == 1
+    assert jobs.reconcile()["announced"] == 0
 
 
 def test_a_jobs_rows_are_written_with_its_success_or_not_at_all(jobs_db):

@@ -93,5 +93,5 @@ def test_upgrade_is_idempotent(database_url):
     engine = make_engine(database_url)
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0004"
+    assert version == "0005"
     engine.dispose()
