@@ -31,7 +31,9 @@ from tests.containers import podman
 from tests.packaging.bundle_servers import facts_for, write_bundle
 from tests.packaging.test_bundle_runs import BAD, TASK_BAD, _png
 
-pytestmark = pytest.mark.slow
+# The first test's time includes the module's fixtures: installing podman, the base image and nine
+# builds, cold on a fresh machine (about 8 minutes here).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # family -> task of its tiny model ("demo": the real all-MiniLM-L6-v2)
 FAMILIES = {
@@ -313,3 +315,37 @@ def test_images_run_as_non_root_with_a_healthcheck(images):
         assert inspected["Config"]["User"] == "10001:10001", image.family
         # kept because the build used --format docker (podman's OCI format drops it)
         assert "/ready" in " ".join(inspected["Healthcheck"]["Test"]), image.family
+
+
+def test_images_carry_what_the_server_uses_and_no_more(images):
+    """MiniLM's image was 1,645 MB (1,453 without sentence-transformers): pip's byte code for
+    modules never imported and torch's test binaries and headers made up about 350 MB. What the
+    server imports must still have its byte code (without it, imports take ~14 s longer)."""
+    assert images["demo"].size <= 1_200_000_000, images["demo"].size
+    out = podman.podman(
+        "run", "--rm", "--entrypoint", "python", images["text-classification"].tag, "-c", PROBE
+    ).stdout.splitlines()
+    assert out[0] == "[]", f"torch folders left: {out[0]}"
+    assert out[1] in ("[]", "['torch_shm_manager']"), f"torch/bin: {out[1]}"
+    imported, missing = json.loads(out[2])
+    assert imported > 1000, out[2]
+    assert len(missing) <= 10, f"imported without byte code: {missing}"
+
+
+PROBE = """
+import importlib.util, json, os, sys
+import torch
+root = os.path.dirname(torch.__file__)
+print(sorted(n for n in ("test", "include", "share") if os.path.isdir(os.path.join(root, n))))
+bin_dir = os.path.join(root, "bin")
+print(sorted(os.listdir(bin_dir)) if os.path.isdir(bin_dir) else [])
+import modelport_runtime.server
+from transformers.models.bert import modeling_bert
+missing = sorted(
+    name for name, module in list(sys.modules.items())
+    if os.path.isabs(getattr(module, "__file__", None) or "")
+    and module.__file__.endswith(".py")
+    and not os.path.exists(importlib.util.cache_from_source(module.__file__))
+)
+print(json.dumps([len(sys.modules), missing]))
+"""

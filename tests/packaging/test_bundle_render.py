@@ -155,7 +155,11 @@ def test_dockerfile_shape(level):
     cpu = render_bundle(facts, GenerateOptions(optimizationLevel=level))["Dockerfile"]
     options = GenerateOptions(gpu=True, optimizationLevel=level)
     gpu = render_bundle(facts, options)["Dockerfile"]
-    for text, image in ((cpu, versions.PYTHON_IMAGE), (gpu, versions.CUDA_IMAGE)):
+    compiles = level == "aggressive"  # torch.compile: the GPU aggressive level only
+    for text, image, headers in (
+        (cpu, versions.PYTHON_IMAGE, False),
+        (gpu, versions.CUDA_IMAGE, compiles),
+    ):
         instructions = logical_lines(text)
         # The base is pinned by digest, as the default of a build argument a mirror overrides.
         assert instructions[:2] == [f"ARG BASE_IMAGE={image}", "FROM ${BASE_IMAGE}"]
@@ -170,11 +174,23 @@ def test_dockerfile_shape(level):
         # Order: packages, then weights pinned to the commit, then the code (a code edit
         # reuses the layers above it).
         steps = [i.split()[0] for i in instructions]
-        pip = next(n for n, i in enumerate(instructions) if "pip install -r requirements.txt" in i)
+        pip = next(
+            n for n, i in enumerate(instructions) if "pip install --no-compile -r requirements" in i
+        )
+        # pip writes no byte code; packages.py trims torch and byte-compiles what is served,
+        # keeping torch's headers only where torch.compile needs them
+        packages = "python /opt/modelport/packages.py --trim --served"
+        assert packages in instructions[pip]
+        # copied, not bind-mounted: buildah leaves a mounted file out of the layer's cache key
+        assert f"COPY {RUNTIME_PACKAGE}/packages.py /opt/modelport/packages.py" in instructions
+        assert ("--keep-torch-headers" in instructions[pip]) == headers
+        model_layer = next(n for n, i in enumerate(instructions) if "--model-type bert" in i)
+        assert pip < model_layer
         weights = next(n for n, i in enumerate(instructions) if " hf download " in i)
         copies = [n for n, i in enumerate(instructions) if i.startswith("COPY ")]
-        code = [n for n in copies if "requirements" not in instructions[n]]
-        assert pip < weights < min(code) and len(code) == 2 and steps[weights] == "RUN"
+        code = [n for n in copies if n > pip]
+        assert model_layer < weights < min(code) and len(code) == 2 and steps[weights] == "RUN"
+        assert instructions[max(code) + 1] == f"RUN python -m compileall -q {RUNTIME_PACKAGE}"
         download = instructions[weights]
         assert "--mount=type=secret,id=hf_token" in download
         assert f"--revision {COMMIT}" in download
