@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from modelport.api import ratelimit
 from modelport.api.common import parse_body, submit_job
 from modelport.core.celery_app import BENCHMARK_TASK, workers_by_queue
-from modelport.core.errors import ValidationFailed
+from modelport.core.errors import ServiceUnavailable, ValidationFailed
 from modelport.core.modelref import parse_model_url
 from modelport.core.redis_client import get_redis
 from modelport.core.schemas import BenchmarkRequest, benchmark_config_key
@@ -44,6 +44,14 @@ def benchmark():
     if cached is not None:
         return jsonify(cached), 200
     queue = "gpu" if device == "cuda" else "cpu"
+    if queue == "gpu" and gpu_workers_online() == 0:
+        # queued, it would wait for a worker that may never come
+        raise ServiceUnavailable(
+            "device 'gpu' was asked for and ENABLE_GPU=true, but no worker consumes the gpu "
+            "queue: start one on a machine with a GPU (the Procfile's worker_gpu), or "
+            "use device 'cpu' or 'auto'",
+            {"field": "device", "queue": "gpu", "workersOnline": 0},
+        )
     return submit_job(
         kind="benchmark",
         task_name=BENCHMARK_TASK,
@@ -75,5 +83,6 @@ def gpu_workers_online() -> int:
     if cached is not None:
         return int(cached)
     count = len(workers_by_queue(timeout=0.5)["gpu"])
-    cache.set(GPU_WORKERS_KEY, json.dumps(count), ex=30)
+    # a worker that comes online is seen within seconds; a live one is not asked again soon
+    cache.set(GPU_WORKERS_KEY, json.dumps(count), ex=30 if count else 5)
     return count

@@ -1,8 +1,9 @@
 """What one benchmark run measures: batch sizes, iterations, device, limits (light: no torch).
 
-The API validates requests against the bounds below and builds a `BenchmarkConfig`; the
-worker hands it to `runner.run_benchmark`. `fingerprint()` identifies an identical
-configuration, so cached results are reused only for the same measurement.
+The API validates requests against core.schemas' bounds (the same ones checked here) and
+builds a `BenchmarkConfig`; the worker hands it to `runner.run_benchmark`. `fingerprint()`
+identifies an identical configuration, so cached results are reused only for the same
+measurement.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from modelport.core.errors import BadRequest
+from modelport.core.schemas import (  # the bounds the API validates requests against
+    MAX_BATCH_SIZE,
+    MAX_BATCH_SIZES,
+    MAX_ITERATIONS,
+    MAX_NEW_TOKENS,
+    MAX_SEQUENCE_LENGTH,
+    MAX_WARMUP,
+)
 from modelport.packaging.options import OPTIMIZATION_LEVELS
 
-MAX_BATCH_SIZE = 1024
-MAX_BATCH_SIZES = 16
-MAX_ITERATIONS = 1000
-MAX_WARMUP = 100
-MAX_SEQUENCE_LENGTH = 8192
-MAX_NEW_TOKENS = 512
 DEFAULT_ITERATIONS = 100
 DEFAULT_WARMUP = 10
 DEFAULT_SEQUENCE_LENGTH = 128

@@ -85,7 +85,13 @@ def pydantic_details(exc) -> dict[str, Any]:
     return {"fields": problems}
 
 
+# The benchmark's bounds, here once: the request schema and benchmarking.config both use them.
 MAX_BATCH_SIZES = 16
+MAX_BATCH_SIZE = 1024
+MAX_ITERATIONS = 10_000
+MAX_WARMUP = 1_000
+MAX_SEQUENCE_LENGTH = 8192
+MAX_NEW_TOKENS = 512
 
 
 class BenchmarkRequest(BaseModel):
@@ -95,20 +101,22 @@ class BenchmarkRequest(BaseModel):
 
     modelId: str  # a repo id or any accepted model URL; parsed by modelref (1001)
     batchSizes: list[StrictInt] = Field([1, 8, 32], min_length=1, max_length=MAX_BATCH_SIZES)
-    iterations: StrictInt = Field(30, ge=1, le=10_000)
-    warmup: StrictInt = Field(5, ge=0, le=1_000)
-    sequenceLength: StrictInt = Field(128, ge=1, le=8192)
+    iterations: StrictInt = Field(30, ge=1, le=MAX_ITERATIONS)
+    warmup: StrictInt = Field(5, ge=0, le=MAX_WARMUP)
+    sequenceLength: StrictInt = Field(128, ge=1, le=MAX_SEQUENCE_LENGTH)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     optimizationLevel: Literal["none", "standard", "aggressive"] = "standard"
     latencySloMs: float | None = Field(None, gt=0, le=3_600_000)
-    maxNewTokens: StrictInt = Field(16, ge=1, le=512)
+    maxNewTokens: StrictInt = Field(16, ge=1, le=MAX_NEW_TOKENS)
 
     @field_validator("batchSizes")
     @classmethod
     def _batch_sizes(cls, value: list[int]) -> list[int]:
         for size in value:
-            if not 1 <= size <= 1024:
-                raise ValueError(f"each batch size must be between 1 and 1024 (got {size})")
+            if not 1 <= size <= MAX_BATCH_SIZE:
+                raise ValueError(
+                    f"each batch size must be between 1 and {MAX_BATCH_SIZE} (got {size})"
+                )
         if len(set(value)) != len(value):
             raise ValueError("batch sizes must not repeat")
         return value

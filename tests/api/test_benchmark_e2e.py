@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from modelport.core.db import session_scope
-from modelport.core.models import Event, Metric
+from modelport.core.models import Event, Job, Metric
 from modelport.core.redis_client import get_redis
 from tests.api.test_api_basics import assert_spec_error
 
@@ -64,6 +64,22 @@ def test_gpu_refused_when_disabled(client, app):
         client.post("/api/benchmark", json={"modelId": "org/m", "device": "gpu"}), 400, 1003
     )
     assert "ENABLE_GPU" in err["message"]
+
+
+def test_gpu_refused_while_no_gpu_worker_is_online(client, worker):
+    """Queued, the job would wait forever for a worker that never comes: answer 503 now."""
+
+    def jobs() -> int:
+        with session_scope() as session:
+            return session.scalar(select(func.count()).select_from(Job))
+
+    before = jobs()
+    resp = client.post("/api/benchmark", json={"modelId": "org/m", "device": "gpu"})
+    err = assert_spec_error(resp, 503, 1010)
+    assert "ENABLE_GPU" in err["message"] and "gpu queue" in err["message"]
+    assert err["details"] == {"field": "device", "queue": "gpu", "workersOnline": 0}
+    assert resp.headers["Retry-After"]
+    assert jobs() == before  # nothing was queued
 
 
 def test_auto_picks_cpu_without_gpu_workers(client, worker, minilm):

@@ -68,7 +68,7 @@ def test_spec_round_trip_and_metric_rows():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("batch_sizes", []), ("batch_sizes", [0]), ("batch_sizes", [1025]), ("batch_sizes", [2, 2]),
-     ("batch_sizes", list(range(1, 18))), ("iterations", 0), ("iterations", 1001),
+     ("batch_sizes", list(range(1, 18))), ("iterations", 0), ("iterations", 10_001),
      ("warmup", -1), ("sequence_length", 0), ("device", "gpu"), ("optimization_level", "max"),
      ("latency_slo_ms", 0), ("max_new_tokens", 0), ("batch_sizes", [True])],
 )  # fmt: skip
@@ -76,6 +76,26 @@ def test_config_bounds(field, value):
     kwargs = {"batch_sizes": [1], field: value}
     with pytest.raises(BadRequest):
         BenchmarkConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("request_field", "field", "top"),
+    [("iterations", "iterations", 10_000), ("warmup", "warmup", 1_000),
+     ("sequenceLength", "sequence_length", 8192), ("maxNewTokens", "max_new_tokens", 512)],
+)  # fmt: skip
+def test_what_the_api_accepts_the_worker_accepts(request_field, field, top):
+    """One set of bounds: a request the API accepts never fails later in the worker (a `?wait`
+    call answered 500 for iterations between 1,001 and 10,000)."""
+    from pydantic import ValidationError
+
+    from modelport.core.schemas import BenchmarkRequest
+
+    BenchmarkRequest(modelId="org/m", **{request_field: top})
+    BenchmarkConfig(batch_sizes=[1], **{field: top})
+    with pytest.raises(ValidationError):
+        BenchmarkRequest(modelId="org/m", **{request_field: top + 1})
+    with pytest.raises(BadRequest):
+        BenchmarkConfig(batch_sizes=[1], **{field: top + 1})
 
 
 def test_config_fingerprint_and_dict_round_trip():
