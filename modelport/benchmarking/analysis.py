@@ -84,15 +84,23 @@ def optimal_batch_size(
 
 
 def recommendations(
-    rows: Any, config: Any, other_device: Any = None, *, device: dict[str, Any] | None = None
+    rows: Any,
+    config: Any,
+    other_device: Any = None,
+    *,
+    device: dict[str, Any] | None = None,
+    quality: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Specific sentences with numbers; `other_device` is the other device's rows or report."""
+    """Specific sentences with numbers; `other_device` is the other device's rows or report.
+    A failed quality gate comes first and no batch size is recommended."""
     rows = as_rows(rows)
     ran = measured(rows)
     slo, limit = config.latency_slo_ms, config.max_memory_bytes
     choice = optimal_batch_size(rows, slo, limit)
     out: list[str] = []
-    if choice.batch_size is not None:
+    if quality is not None and quality.get("passed") is False:
+        out.append(_quality_sentence(config.optimization_level, quality))
+    elif choice.batch_size is not None:
         out.append(_choice_sentence(choice, ran, slo, limit))
     out.extend(_curve_sentences(ran, choice))
     out.extend(_memory_sentences(rows, ran, limit))
@@ -118,6 +126,21 @@ def recommendations(
         if sentence:
             out.append(sentence)
     return out
+
+
+def _quality_sentence(level: str, quality: dict[str, Any]) -> str:
+    extra = ""
+    if "maxProbabilityDiff" in quality:
+        extra = (
+            f", largest probability difference {quality['maxProbabilityDiff']:.4g} "
+            f"(at most {quality['maxProbabilityDiffThreshold']:g})"
+        )
+    return (
+        f"Do not ship optimization level '{level}' for this model: its outputs fail the quality "
+        f"gate against float32 on {quality['inputs']} fixed inputs ({quality['metric']} "
+        f"{quality['value']:.4g}, threshold {quality['threshold']:g}{extra}); its figures are "
+        "reported but recommend nothing. Benchmark 'standard' or 'none' instead."
+    )
 
 
 def _choice_sentence(choice: Choice, ran: list[dict], slo: float | None, limit: int) -> str:

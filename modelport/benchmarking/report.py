@@ -160,16 +160,24 @@ class BenchmarkReport:
     optimal_meets_requirements: bool = False
     recommendations: list[str] = field(default_factory=list)
     duration_s: float | None = None
+    quality: dict[str, Any] | None = None  # quality.QualityCheck.to_dict(), vs float32
+
+    @property
+    def quality_failed(self) -> bool:
+        return self.quality is not None and self.quality.get("passed") is False
 
     def analyze(self, other_device: Any = None) -> None:
-        """Fill in the optimal batch size and recommendations (other_device: see analysis)."""
+        """Fill in the optimal batch size and recommendations (other_device: see analysis).
+        A configuration that failed the quality gate is never said to meet the requirements."""
         from modelport.benchmarking.analysis import optimal_batch_size, recommendations
 
         rows = [row.to_dict() for row in self.rows]
         choice = optimal_batch_size(rows, self.config.latency_slo_ms, self.config.max_memory_bytes)
         self.optimal_batch_size = choice.batch_size
-        self.optimal_meets_requirements = choice.qualified
-        self.recommendations = recommendations(rows, self.config, other_device, device=self.device)
+        self.optimal_meets_requirements = choice.qualified and not self.quality_failed
+        self.recommendations = recommendations(
+            rows, self.config, other_device, device=self.device, quality=self.quality
+        )
 
     def row(self, batch_size: int) -> BatchResult:
         return next(r for r in self.rows if r.batch_size == batch_size)
@@ -199,6 +207,7 @@ class BenchmarkReport:
             "device": dict(self.device),
             "model": dict(self.model),
             "durationS": self.duration_s,
+            "quality": self.quality,
         }
 
     @classmethod
@@ -213,6 +222,7 @@ class BenchmarkReport:
             optimal_meets_requirements=bool(analysis.get("optimalMeetsRequirements")),
             recommendations=list(analysis.get("resource_recommendations") or []),
             duration_s=data.get("durationS"),
+            quality=data.get("quality"),
         )
 
     def metric_rows(self) -> list[dict[str, Any]]:

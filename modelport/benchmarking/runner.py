@@ -9,6 +9,10 @@ batch (mean, p50, p95, p99, std, cv). The grad context, dtype, attention and qua
 the optimization level's, as in the generated bundle. Torch threads are set to the config's
 whole cores (at most the CPUs this process may use) and restored afterwards.
 
+Quality: unless the level is the float32 reference ("none"), its outputs on a fixed input set
+are compared with float32's before timing (`quality.py`); a configuration that fails is
+measured and reported, but recommends nothing.
+
 Stable: at least 3 timed iterations, coefficient of variation <= 0.10 and p99 <= 2 x p50
 (`report.LatencyStats.stable`).
 
@@ -81,6 +85,7 @@ def run_benchmark(
     torch.set_num_threads(sweep.threads)
     try:
         sweep.load(cache or default_cache())
+        quality = sweep.check_quality((cache or default_cache()).loader)
         rows = [sweep.run(i, size) for i, size in enumerate(config.batch_sizes)]
     finally:
         torch.set_num_threads(previous_threads)
@@ -96,6 +101,7 @@ def run_benchmark(
         device=sweep.device_info(),
         rows=rows,
         duration_s=round(time.perf_counter() - started, 3),
+        quality=quality,
     )
     report.analyze(other_device)
     sweep.progress.report("done", sweep.progress.total_units, force=True)
@@ -139,6 +145,29 @@ class _Sweep:
         kind = "int8-dynamic" if applied["quantization"] == "dynamic-int8" else applied["dtype"]
         self.peak = peak_flops(cfg.device, kind)
         self.price = hourly_price(cfg.device, cores=cfg.cpu_cores, gpu_name=self.gpu_name())
+
+    def check_quality(self, loader: Callable[..., LoadedModel]) -> dict[str, Any] | None:
+        """The quality gate against float32 (quality.py), before timing: the reference is
+        loaded outside the model cache and let go, so it is not in the measured memory."""
+        from modelport.benchmarking import quality
+
+        cfg = self.config
+        if cfg.optimization_level == quality.REFERENCE_LEVEL:
+            return None  # this is the reference
+        self.progress.report("quality check against float32", 0, force=True)
+        try:
+            found = quality.run(
+                self.loaded,
+                lambda: loader(self.facts, cfg.device, quality.REFERENCE_LEVEL),
+                self.length,
+            )
+        except self.reraise:
+            raise
+        except Exception as exc:  # the check could not run: say so, recommend nothing
+            log.warning("quality check of %s failed", self.facts.repo_id, exc_info=True)
+            return {"passed": False, "metric": "error", "value": 0.0, "threshold": 0.0,
+                    "inputs": 0, "error": f"{type(exc).__name__}: {_first_line(exc)}"}  # fmt: skip
+        return found.to_dict()
 
     def gpu_name(self) -> str | None:
         import torch
