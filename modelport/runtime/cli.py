@@ -20,7 +20,7 @@ USAGE = """\
   python run_inference.py --serve                   serve HTTP (module.yaml says what and where)
   python run_inference.py --input 'some text'       print the prediction as JSON
   python run_inference.py --download                fetch the pinned weights into the HF cache
-  python run_inference.py --self-check              compare with the float32 reference model
+  python run_inference.py --self-check              quality gate vs float32 (exit 1: failed)
 """
 
 
@@ -145,8 +145,9 @@ def self_check(config: RuntimeConfig) -> int:
     from .engine import self_check as check
 
     engine = loader(config)()
-    print(json.dumps(check(engine).to_dict()))
-    return 0
+    found = check(engine)
+    print(json.dumps(found.to_dict()))
+    return 0 if found.passed else 1
 
 
 def main(argv: list[str] | None = None, home: Path | None = None) -> int:

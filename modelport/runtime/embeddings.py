@@ -153,6 +153,3 @@ class EmbeddingEngine(Engine):
             else:
                 results.append(vectors[start].tolist())
         return results
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        return self.encode(list(items), self.Parameters()).tolist()

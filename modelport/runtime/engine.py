@@ -1,4 +1,4 @@
-"""The engine contract, its factory and the self-check.
+"""The engine contract, its factory and the self-check (quality.py's gate).
 
 An engine serves one task family: it loads the model through a backend, checks one input
 (cheap, on the event loop), and predicts a batch (preprocess, batched forward, postprocess,
@@ -9,10 +9,8 @@ input; `shape` wraps them for a request as the Hugging Face Inference API answer
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -21,32 +19,11 @@ from .config import RuntimeConfig
 from .errors import InputError
 from .params import NoParameters
 
+if TYPE_CHECKING:
+    from .quality import QualityCheck
+
 log = logging.getLogger("run_inference")
 MODEL_LIMIT_SENTINEL = 100_000  # tokenizers without a limit report ~1e30 as model_max_length
-SAMPLE_TEXTS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Paris is the capital of France.",
-    "I love this movie, it was great!",
-    "A cat and a dog sit on the mat while it rains outside.",
-]
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How closely an optimized model follows the float32 reference on fixed inputs."""
-
-    inputs: int
-    cosine_min: float  # smallest cosine similarity between output vectors
-    max_abs_diff: float  # largest absolute difference of any output value
-    top1_agreement: float  # share of inputs whose largest output value is at the same index
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "inputs": self.inputs,
-            "cosineMin": self.cosine_min,
-            "maxAbsDiff": self.max_abs_diff,
-            "top1Agreement": self.top1_agreement,
-        }
 
 
 class Engine:
@@ -82,13 +59,6 @@ class Engine:
     def shape(self, outputs: list[Any], single: bool, params: Any) -> Any:
         """The response body for a request's outputs (as the HF Inference API answers)."""
         return outputs[0] if single else outputs
-
-    def sample_inputs(self) -> list[Any]:
-        return list(SAMPLE_TEXTS)
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        """Raw model outputs for fixed inputs, one vector per input (for the self-check)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ shared helpers
 
@@ -163,17 +133,6 @@ def _kind(value: Any) -> str:
     )
 
 
-def agreement(candidate: list[list[float]], reference: list[list[float]]) -> Agreement:
-    cosines, diffs, same = [], [], 0
-    for got, want in zip(candidate, reference, strict=True):
-        dot = sum(a * b for a, b in zip(got, want, strict=True))
-        norm = math.sqrt(sum(a * a for a in got)) * math.sqrt(sum(b * b for b in want))
-        cosines.append(dot / norm if norm else 1.0)
-        diffs.append(max((abs(a - b) for a, b in zip(got, want, strict=True)), default=0.0))
-        same += got.index(max(got)) == want.index(max(want))
-    return Agreement(len(candidate), min(cosines), max(diffs), same / max(1, len(candidate)))
-
-
 def engine_class(config: RuntimeConfig) -> type[Engine]:
     from .embeddings import EmbeddingEngine
     from .generation import CausalEngine
@@ -206,14 +165,11 @@ def load_engine(config: RuntimeConfig, path: str, backend: TorchBackend | None =
     return engine
 
 
-def self_check(engine: Engine, items: list[Any] | None = None) -> Agreement:
-    """Run fixed inputs through `engine` and through a float32 reference load of the same model."""
-    items = items or engine.sample_inputs()
+def self_check(engine: Engine) -> QualityCheck:
+    """The quality gate (quality.py): `engine` against a float32 reference load of its model."""
+    from .quality import compare
+
     reference = load_engine(
         engine.config, engine.path, TorchBackend.reference(engine.backend.device)
     )
-    with engine.backend.running():
-        got = engine.vectors(items)
-    with reference.backend.running():
-        want = reference.vectors(items)
-    return agreement(got, want)
+    return compare(engine, reference)

@@ -244,11 +244,6 @@ class CausalEngine(Generator):
         except Exception as exc:  # the template's own checks (roles, alternation) speak here
             raise InputError(f"the chat template refused these messages: {exc}") from None
 
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        batch = self.encode(list(items), self.Parameters(truncation=True))
-        logits = self.model(**batch).logits[:, -1, :].float().cpu()
-        return logits.tolist()
-
 
 def _strip_padding(ids: list[int], pad: int | None, eos: int | None) -> list[int]:
     """A finished row is padded to the batch's longest: keep up to its first end token."""

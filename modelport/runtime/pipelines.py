@@ -102,39 +102,6 @@ class PipelineEngine(Engine):
             return outputs  # [[{label, score}, ...]] even for one input (InferenceClient)
         return outputs[0] if single else outputs
 
-    def sample_inputs(self) -> list[Any]:
-        if self.task == "image-classification":
-            return _sample_images()
-        if self.task == "fill-mask":
-            mask = self.processor.mask_token
-            return [f"Paris is the {mask} of France.", f"The {mask} barks at the cat."]
-        return super().sample_inputs()
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        import torch
-
-        if self.task == "image-classification":
-            batch = self.processor(images=items, return_tensors="pt")
-        elif self.task == "zero-shot-classification":
-            texts = list(items)
-            batch = self.processor(
-                texts,
-                ["This example is about animals."] * len(texts),
-                padding=True,
-                truncation=True,
-                return_tensors="pt",
-            )
-        else:
-            batch = self.processor(list(items), padding=True, truncation=True, return_tensors="pt")
-        names = set(getattr(self.processor, "model_input_names", None) or batch.keys())
-        inputs = {k: v.to(self.backend.device) for k, v in batch.items() if k in names}
-        output = self.model(**inputs)
-        values = output[0].float()
-        if values.dim() == 3:  # per token: mean over the real tokens
-            mask = inputs["attention_mask"].unsqueeze(-1).to(values.dtype)
-            values = (values * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return torch.as_tensor(values).cpu().tolist()
-
 
 def _label_scores(output: dict[str, Any]) -> list[dict[str, Any]]:
     """The zero-shot pipeline's {sequence, labels, scores} as the Inference API's list."""
@@ -153,13 +120,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
         return _plain(value.tolist())
     return value
-
-
-def _sample_images() -> list[Any]:
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    return [
-        Image.fromarray(rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)) for _ in range(4)
-    ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .engine import SAMPLE_TEXTS, Engine
+from .engine import Engine
 from .errors import InputError
 from .params import QuestionAnsweringParameters
 
@@ -126,21 +126,6 @@ class QuestionAnsweringEngine(Engine):
             ranked = ranked[: params.top_k] or [{"score": 0.0, "start": 0, "end": 0, "answer": ""}]
             results.append(ranked[0] if len(ranked) == 1 else ranked)
         return results
-
-    def sample_inputs(self) -> list[Any]:
-        return [{"question": "What is this about?", "context": text} for text in SAMPLE_TEXTS]
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        import torch
-
-        params = self.Parameters()
-        encoded = self.encode(items, params)
-        names = set(self.processor.model_input_names)
-        outputs = self.model(
-            **{k: v.to(self.backend.device) for k, v in encoded.items() if k in names}
-        )
-        both = torch.cat([outputs.start_logits, outputs.end_logits], dim=-1).float().cpu()
-        return both.tolist()
 
 
 def _softmax(values: Any) -> Any:

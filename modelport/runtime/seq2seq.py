@@ -98,14 +98,3 @@ class Seq2SeqEngine(Generator):
             [{self.output_key: text.strip()} for text in texts[i * per_input : (i + 1) * per_input]]
             for i in range(len(items))
         ]
-
-    def vectors(self, items: list[Any]) -> list[list[float]]:
-        import torch
-
-        batch = self.processor(list(items), padding=True, truncation=True, return_tensors="pt")
-        batch = batch.to(self.backend.device)
-        batch.pop("token_type_ids", None)
-        start = self.model.config.decoder_start_token_id or 0
-        decoder = torch.full((len(items), 1), start, device=self.backend.device)
-        logits = self.model(**batch, decoder_input_ids=decoder).logits[:, -1, :].float().cpu()
-        return logits.tolist()

@@ -64,7 +64,12 @@ def test_the_benchmark_loads_the_bundle_runtime_engine(tiny_models, level):
     from modelport.packaging.options import GenerateOptions
     from modelport.runtime.engine import Engine, load_engine
 
-    for task in ("sentence-similarity", "text-generation", "question-answering"):
+    items = {
+        "sentence-similarity": {"source_sentence": "A cat.", "sentences": ["A dog.", "A cat."]},
+        "text-generation": "Paris is the capital of",
+        "question-answering": {"question": "Where?", "context": "The cat sat on the mat."},
+    }
+    for task, item in items.items():
         facts = resolve(ModelRef(tiny_models[task].repo_id))
         loaded = load_model(facts, "cpu", level)
         assert isinstance(loaded.engine, Engine) and loaded.model is loaded.engine.model
@@ -73,7 +78,6 @@ def test_the_benchmark_loads_the_bundle_runtime_engine(tiny_models, level):
         bundle = load_engine(config, facts.local_path or str(tiny_models[task].snapshot))
         assert type(bundle) is type(loaded.engine)
         assert bundle.backend.applied == loaded.applied
-        item = bundle.sample_inputs()[0]
         with bundle.backend.running():
             params = bundle.Parameters()
             want = bundle.predict([item], params)

@@ -1,0 +1,115 @@
+"""The quality gate (runtime/quality.py) on the tiny models and MiniLM, in process: what
+`run_inference.py --self-check` runs in a bundle and the benchmark runs before timing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelport.core.modelref import ModelRef
+from modelport.packaging.bundle import runtime_config
+from modelport.packaging.facts import resolve
+from modelport.packaging.options import GenerateOptions
+from modelport.runtime import quality
+from modelport.runtime.engine import load_engine, self_check
+
+TASKS = [
+    "text-classification", "token-classification", "question-answering", "fill-mask",
+    "zero-shot-classification", "text-generation", "summarization", "image-classification",
+    "feature-extraction", "sentence-similarity",
+]  # fmt: skip
+METRICS = {
+    "text-generation": "greedy_tokens_identical",
+    "summarization": "greedy_tokens_identical",
+    "feature-extraction": "min_cosine",
+    "sentence-similarity": "min_cosine",
+}
+
+
+def engine_for(model, level: str):
+    facts = resolve(ModelRef(model.repo_id))
+    config = runtime_config(facts, GenerateOptions(optimizationLevel=level))
+    return load_engine(config, str(model.snapshot))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_standard_level_computes_what_float32_computes(tiny_models, task):
+    found = self_check(engine_for(tiny_models[task], "standard"))
+    assert found.metric == METRICS.get(task, "top1_agreement")
+    assert found.passed, found.to_dict()
+    assert found.inputs >= 4
+    if found.metric == "top1_agreement":
+        assert found.value == 1.0 and found.extra["maxProbabilityDiff"] < 1e-3
+    else:
+        assert found.value >= quality.MIN_COSINE or found.value == 1.0
+
+
+def test_a_model_that_computes_something_else_fails(minilm):
+    """The same weights with noise in one layer: the gate sees it and says by how much."""
+    import torch
+
+    reference = engine_for(minilm, "none")
+    assert quality.compare(engine_for(minilm, "standard"), reference).value > 0.9999
+    damaged = engine_for(minilm, "standard")
+    with torch.no_grad():
+        weight = damaged.model.encoder.layer[0].attention.self.query.weight
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)) * 0.2)
+    found = quality.compare(damaged, reference)
+    assert found.metric == "min_cosine" and not found.passed
+    assert found.value < quality.MIN_COSINE and found.inputs == len(quality.TEXTS)
+
+
+def test_dynamic_int8_fails_the_gate_where_it_changes_the_answers(minilm, tiny_models):
+    """Per-tensor dynamic int8 (CPU 'aggressive') moves MiniLM's embeddings to ~0.92 cosine
+    and changes a tiny GPT-2's greedy continuations: both fail, with their numbers."""
+    engine = engine_for(minilm, "aggressive")
+    assert engine.backend.applied["quantization"] == "dynamic-int8"
+    found = self_check(engine)
+    assert not found.passed and 0.5 < found.value < quality.MIN_COSINE
+    generation = self_check(engine_for(tiny_models["text-generation"], "aggressive"))
+    assert generation.metric == "greedy_tokens_identical"
+    assert not generation.passed and generation.value < 1.0
+    assert generation.to_dict()["greedyTokens"] == quality.GREEDY_TOKENS
+
+
+def test_agreement_counts_every_scored_position():
+    import torch
+
+    logits = torch.tensor([[[2.0, 1.0], [0.0, 3.0], [5.0, 0.0]]])  # one row, three tokens
+    flipped = logits.clone()
+    flipped[0, 1] = torch.tensor([3.0, 0.0])
+    mask = torch.tensor([[True, True, False]])  # the third token is padding
+    found = quality._agreement([flipped], [logits], mask)
+    assert (found.value, found.inputs, found.passed) == (0.5, 2, False)
+    assert found.extra["maxProbabilityDiff"] == pytest.approx(
+        float(
+            torch.softmax(torch.tensor([0.0, 3.0]), -1)[1]
+            - torch.softmax(torch.tensor([3.0, 0.0]), -1)[1]
+        )
+    )
+    same = quality._agreement([logits], [logits.clone()], mask)
+    assert (same.value, same.passed, same.extra["maxProbabilityDiff"]) == (1.0, True, 0.0)
+
+
+def test_the_bundle_self_check_exits_by_the_gate(tiny_models, minilm, tmp_path):
+    """`run_inference.py --self-check` prints the gate and exits 0 (passed) or 1 (failed)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.packaging.bundle_servers import facts_for, write_bundle
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for level, code in (("standard", 0), ("aggressive", 1)):
+        script = write_bundle(
+            tmp_path / level, facts_for(minilm), GenerateOptions(optimizationLevel=level)
+        )
+        run = subprocess.run(
+            [sys.executable, str(script), "--self-check"],
+            env={**env, "MODEL_PATH": str(minilm.snapshot)},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == code, run.stderr[-2000:]
+        found = json.loads(run.stdout)
+        assert found["metric"] == "min_cosine" and found["passed"] is (code == 0)
