@@ -88,10 +88,16 @@ def benchmark_model(
 
 def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, job_id) -> None:
     rows = measured.metric_rows()
-    where = measured.config.device
+    where, level = measured.config.device, measured.config.optimization_level
     outcome.write(
         lambda session: add_metrics(
-            model_id, rows, source="benchmark", job_id=job_id, device=where, session=session
+            model_id,
+            rows,
+            source="benchmark",
+            job_id=job_id,
+            device=where,
+            optimization_level=level,
+            session=session,
         )
     )
     for row in measured.rows:

@@ -80,6 +80,8 @@ class Metric(Base):
     source: Mapped[str | None] = mapped_column(String(16))
     job_id: Mapped[str | None] = mapped_column(String(36))
     device: Mapped[str | None] = mapped_column(String(16))
+    # the configuration measured or served: baselines compare like with like
+    optimization_level: Mapped[str | None] = mapped_column(String(16))
 
 
 class Event(Base):

@@ -36,6 +36,7 @@ def add_metrics(
     source: str,
     job_id: str | None = None,
     device: str | None = None,
+    optimization_level: str | None = None,
     timestamp: datetime | None = None,
     session: Session | None = None,
 ) -> int:
@@ -58,6 +59,7 @@ def add_metrics(
                     source=source,
                     job_id=job_id,
                     device=device,
+                    optimization_level=optimization_level,
                 )
             )
             count += 1

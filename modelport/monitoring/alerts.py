@@ -130,14 +130,19 @@ def effective_rules(model_id: str) -> list[Rule]:
 # ---------------------------------------------------------------- evaluation
 
 
-def baseline(model_id: str, batch_size: int) -> Metric | None:
-    """The latest benchmark row for the model at the batch size nearest `batch_size`."""
+def baseline(
+    model_id: str, batch_size: int, device: str | None = None, level: str | None = None
+) -> Metric | None:
+    """The latest benchmark row for the model at the batch size nearest `batch_size`, of the
+    deployment's device and optimization level when it reports them (none: no baseline)."""
+    query = select(Metric).where(Metric.model_id == model_id, Metric.source == "benchmark")
+    if device:
+        query = query.where(Metric.device == device)
+    if level:
+        query = query.where(Metric.optimization_level == level)
     with session_scope() as session:
         rows = session.scalars(
-            select(Metric)
-            .where(Metric.model_id == model_id, Metric.source == "benchmark")
-            .order_by(Metric.timestamp.desc(), Metric.id.desc())
-            .limit(500)
+            query.order_by(Metric.timestamp.desc(), Metric.id.desc()).limit(500)
         ).all()
     latest: dict[int, Metric] = {}
     for row in rows:
@@ -206,7 +211,14 @@ def evaluate(
     needs_base = sample is not None and any(
         r.kind in ("latency_vs_baseline", "throughput_drop_pct") for r in rules
     )
-    base = baseline(model_id, sample.get("batch_size", 1)) if needs_base and sample else None
+    base = None
+    if needs_base and sample:
+        base = baseline(
+            model_id,
+            sample.get("batch_size", 1),
+            sample.get("device"),
+            sample.get("optimization_level"),
+        )
     fired = []
     for rule in rules:
         message = check(rule, sample, failures, base)

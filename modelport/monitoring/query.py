@@ -144,13 +144,38 @@ def fetch_samples(session: Session, model_id: str, start: datetime, end: datetim
     return np.asarray(rows, dtype=float).reshape(-1, 2)
 
 
-def latest_baseline(session: Session, model_id: str) -> dict[str, Any] | None:
-    """The latest benchmark run's best-throughput row (its optimal batch size)."""
-    latest = session.execute(
-        select(Metric.job_id, Metric.timestamp)
-        .where(Metric.model_id == model_id, Metric.source == "benchmark")
+def deployed_configuration(session: Session, model_id: str) -> dict[str, str] | None:
+    """The device and optimization level the model's deployments last reported serving
+    (`modelport_model_info` in their /metrics), or None before any did."""
+    row = session.execute(
+        select(Metric.device, Metric.optimization_level)
+        .where(
+            Metric.model_id == model_id,
+            Metric.source == "deployment",
+            Metric.device.is_not(None),
+        )
         .order_by(Metric.timestamp.desc(), Metric.id.desc())
         .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {"device": row.device, "optimizationLevel": row.optimization_level}
+
+
+def latest_baseline(
+    session: Session, model_id: str, configuration: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The latest benchmark run's best-throughput row (its optimal batch size); with a
+    `configuration`, only a benchmark of that device and optimization level qualifies."""
+    query = select(Metric.job_id, Metric.timestamp).where(
+        Metric.model_id == model_id, Metric.source == "benchmark"
+    )
+    if configuration:
+        query = query.where(Metric.device == configuration["device"])
+        if configuration.get("optimizationLevel"):
+            query = query.where(Metric.optimization_level == configuration["optimizationLevel"])
+    latest = session.execute(
+        query.order_by(Metric.timestamp.desc(), Metric.id.desc()).limit(1)
     ).first()
     if latest is None:
         return None
@@ -173,6 +198,7 @@ def latest_baseline(session: Session, model_id: str) -> dict[str, Any] | None:
         "cost_per_inference": row.cost_per_inference,
         "job_id": row.job_id,
         "device": row.device,
+        "optimization_level": row.optimization_level,
         "timestamp": row.timestamp.isoformat(),
     }
 
@@ -230,7 +256,8 @@ def window_stats(model_id: str, days: int, now: datetime | None = None) -> dict[
             }
         elif total:
             p95 = {k: mixture_quantile(buckets, k) for k in p95}
-        baseline = latest_baseline(session, model_id)
+        configuration = deployed_configuration(session, model_id)
+        baseline = latest_baseline(session, model_id, configuration)
     return {
         "from": start,
         "to": end,
@@ -239,6 +266,7 @@ def window_stats(model_id: str, days: int, now: datetime | None = None) -> dict[
         "p95": p95,
         "p95_method": "exact" if exact else ("hourly-mixture" if total else None),
         "baseline": baseline,
+        "configuration": configuration,
         "interval_s": sampling_interval(buckets),
     }
 

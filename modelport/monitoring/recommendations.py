@@ -15,12 +15,16 @@ def recommend(
     stats: dict[str, Any],
     baseline: dict[str, Any] | None,
     memory_limit_mb: float | None,
+    configuration: dict[str, Any] | None = None,
 ) -> list[str]:
     """`stats`: {"samples", "throughput", "latency", "costs", "memory_usage", "batch_size"}
-    with means, p95s and trend dicts (see report.py); `baseline`: query.latest_baseline()."""
+    with means, p95s and trend dicts (see report.py); `baseline`: query.latest_baseline(), of
+    the deployments' `configuration` (device, optimizationLevel) when they reported one."""
     if not stats.get("samples"):
         return [no_data_sentence(model_id, days, baseline)]
     out: list[str] = []
+    if configuration and baseline is None:
+        out.append(no_matching_baseline_sentence(model_id, configuration))
     lat, tp = stats.get("latency") or {}, stats.get("throughput") or {}
     costs, mem = stats.get("costs") or {}, stats.get("memory_usage") or {}
     lat_trend = lat.get("trend_detail") or {}
@@ -85,6 +89,19 @@ def recommend(
             f"{figures}, with no significant trend."
         )
     return out
+
+
+def no_matching_baseline_sentence(model_id: str, configuration: dict[str, Any]) -> str:
+    device = configuration["device"]
+    level = configuration.get("optimizationLevel")
+    at = f" at optimization level '{level}'" if level else ""
+    body = f'{{"modelId": "{model_id}", "device": "{"gpu" if device == "cuda" else "cpu"}"'
+    body += f', "optimizationLevel": "{level}"}}' if level else "}"
+    return (
+        f"The deployment serves {model_id} on {device}{at}, and no benchmark of that "
+        "configuration exists, so it is not compared with one (a benchmark of another device "
+        f"or level would mislead): run POST /api/benchmark with {body}."
+    )
 
 
 def no_data_sentence(model_id: str, days: int, baseline: dict[str, Any] | None) -> str:

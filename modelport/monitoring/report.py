@@ -57,7 +57,9 @@ def monitor_report(
     answer: dict[str, Any] = {
         "statistics": {k: _public(stats[k]) for k in wanted},
         "plots": _plots(b, wanted, window["interval_s"]),
-        "recommendations": recommend(model_id, days, full, window["baseline"], limit_mb),
+        "recommendations": recommend(
+            model_id, days, full, window["baseline"], limit_mb, window["configuration"]
+        ),
         # additive fields
         "trends": {k: stats[k]["trend_detail"] for k in wanted if "trend_detail" in stats[k]},
         "samples": total,
@@ -67,6 +69,7 @@ def monitor_report(
             "days": days,
         },
         "baseline": window["baseline"],
+        "configuration": window["configuration"],
         "observed_batch_size": stats["batch_size"]["mean"],
         "p95_method": window["p95_method"],
     }

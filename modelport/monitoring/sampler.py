@@ -190,7 +190,13 @@ def sample_one(target: Target, settings: Settings, prices: Any) -> tuple[str, in
     with session_scope() as session:  # the row and the scrape it came from: one commit
         if row is not None:
             add_metrics(
-                target.model_id, [row], source="deployment", timestamp=when, session=session
+                target.model_id,
+                [row],
+                source="deployment",
+                device=raw.get("device"),
+                optimization_level=raw.get("optimization_level"),
+                timestamp=when,
+                session=session,
             )
         session.execute(
             update(Deployment)

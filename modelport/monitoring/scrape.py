@@ -222,6 +222,10 @@ def _take(raw: dict[str, Any], name: str, labels: dict[str, str], value: float) 
         raw["start_time"] = value
     elif name in GPU_GAUGES and "gpu_bytes" not in raw:
         raw["gpu_bytes"] = value
+    elif name == "modelport_model_info":  # the configuration the deployment runs
+        for label, key in (("device", "device"), ("optimization_level", "optimization_level")):
+            if labels.get(label):
+                raw[key] = labels[label][:16]
 
 
 def is_reset(previous: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -267,6 +271,8 @@ def sample_from(
         "requests": requests_served,
         "errors": requests_served - ok,
         "capacity": d["inputs"] / d["batch_time"] if d["batch_time"] > 0 else None,
+        "device": current.get("device"),
+        "optimization_level": current.get("optimization_level"),
     }
 
 

@@ -26,7 +26,15 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(
-        self, model: str, revision: str, task: str, max_batch: int, *, gpu: bool = False
+        self,
+        model: str,
+        revision: str,
+        task: str,
+        max_batch: int,
+        *,
+        gpu: bool = False,
+        device: str = "cpu",
+        optimization_level: str = "",
     ) -> None:
         self.registry = registry = CollectorRegistry()
         _process.ProcessCollector(registry=registry)
@@ -64,13 +72,14 @@ class Metrics:
         self.in_flight = Gauge(
             "modelport_requests_in_flight", "Requests being served", registry=registry
         )
+        # what a monitor needs to pick a matching benchmark baseline: device and level
         info = Gauge(
             "modelport_model_info",
-            "The served model",
-            ["model", "revision", "task"],
+            "The served model and the configuration it runs",
+            ["model", "revision", "task", "device", "optimization_level"],
             registry=registry,
         )
-        info.labels(model, revision, task).set(1)
+        info.labels(model, revision, task, device, optimization_level).set(1)
         self._gpu = {
             kind: Gauge(
                 f"modelport_gpu_memory_{kind}_bytes",

@@ -55,6 +55,8 @@ class Runtime:
             config.task,
             config.max_batch_size,
             gpu=config.optimization.device == "cuda",
+            device=config.optimization.device,
+            optimization_level=config.optimization_level,
         )
         limits = config.limits
         self.batcher = Batcher(

@@ -42,10 +42,9 @@ def test_upgrade_head_creates_spec_tables_and_indexes(database_url):
     engine = make_engine(database_url)
     insp = inspect(engine)
     assert {"models", "metrics", "events", "jobs", "api_keys"} <= set(insp.get_table_names())
-    # SPEC's columns, plus additive ones (source, job_id, device)
-    assert {c["name"] for c in insp.get_columns("metrics")} - {"source", "job_id", "device"} == (
-        SPEC_METRICS
-    )
+    # SPEC's columns, plus additive ones
+    additive = {"source", "job_id", "device", "optimization_level"}
+    assert {c["name"] for c in insp.get_columns("metrics")} - additive == SPEC_METRICS
     assert {c["name"] for c in insp.get_columns("events")} == SPEC_EVENTS
     nullable = {c["name"]: c["nullable"] for c in insp.get_columns("metrics")}
     assert nullable["gpu_memory_mb"] is True and nullable["throughput"] is False
@@ -93,5 +92,5 @@ def test_upgrade_is_idempotent(database_url):
     engine = make_engine(database_url)
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0005"
+    assert version == "0006"
     engine.dispose()

@@ -214,3 +214,23 @@ def test_webhook_signature_and_retry_classes(platform_env):
         receiver.close()
     with pytest.raises(webhook.WebhookRetryable):
         webhook.deliver(payload, url=receiver.url)  # nothing listens any more
+
+
+def test_alerts_compare_with_a_benchmark_of_the_deployed_configuration():
+    from modelport.core.records import add_metrics
+    from modelport.monitoring import alerts
+
+    model_id = new_model()
+    row = {"batch_size": 8, "throughput": 5000.0, "latency": 2.0, "memory_mb": 200.0,
+           "cost_per_inference": 1e-7}  # fmt: skip
+    add_metrics(model_id, [row], source="benchmark", device="cuda", optimization_level="standard")
+    cpu = sample(batch_size=8, p95_latency=60.0, capacity=150.0, device="cpu",
+                 optimization_level="standard")  # fmt: skip
+    # a GPU figure would make a healthy CPU deployment look 30x slow: no baseline, no alert
+    assert alerts.baseline(model_id, 8, "cpu", "standard") is None
+    assert alerts.evaluate(model_id, cpu) == []
+    slow = {**row, "throughput": 200.0, "latency": 20.0}
+    add_metrics(model_id, [slow], source="benchmark", device="cpu", optimization_level="standard")
+    assert alerts.baseline(model_id, 8, "cpu", "standard").throughput == 200.0
+    fired = alerts.evaluate(model_id, cpu)  # p95 60 ms is 3x the matching 20 ms
+    assert [a["type"] for a in fired] == ["latency_vs_baseline"]

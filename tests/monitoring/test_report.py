@@ -167,3 +167,58 @@ def test_demo_history_command(platform_env):
     assert "loaded 1440 samples" in ok.stdout
     bad = subprocess.run([*run, "bad; id", "--days", "1"], capture_output=True, text=True)
     assert bad.returncode == 1 and "error 1001" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _rows(model_id, source, device, level, *, when, throughput, count=1, latency=10.0):
+    return [
+        Metric(timestamp=when - timedelta(minutes=i), model_id=model_id, batch_size=8,
+               throughput=throughput, latency=latency, memory_mb=300.0,
+               cost_per_inference=1e-6, source=source, device=device, optimization_level=level)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def test_the_baseline_is_a_benchmark_of_the_configuration_deployed(platform_env):
+    """A GPU benchmark (the newest) is not the baseline of a CPU deployment; a CPU benchmark of
+    the same level is. Without one, the report says so instead of comparing."""
+    model_id = new_model()
+    with session_scope() as session:
+        session.add_all(
+            _rows(model_id, "deployment", "cpu", "standard", when=NOW, throughput=50.0, count=30)
+            + _rows(model_id, "benchmark", "cpu", "aggressive", when=NOW - timedelta(hours=2),
+                    throughput=400.0)
+            + _rows(model_id, "benchmark", "cuda", "standard", when=NOW - timedelta(hours=1),
+                    throughput=5000.0)
+        )  # fmt: skip
+    report = monitor_report(model_id, 1, now=NOW)
+    assert report["configuration"] == {"device": "cpu", "optimizationLevel": "standard"}
+    assert report["baseline"] is None
+    first = report["recommendations"][0]
+    assert "serves" in first and "on cpu at optimization level 'standard'" in first
+    assert '"device": "cpu", "optimizationLevel": "standard"' in first
+    assert not any("5000" in s or "400.0" in s for s in report["recommendations"])
+
+    with session_scope() as session:
+        session.add_all(
+            _rows(model_id, "benchmark", "cpu", "standard", when=NOW - timedelta(hours=3),
+                  throughput=100.0)
+        )  # fmt: skip
+    report = monitor_report(model_id, 1, now=NOW)
+    base = report["baseline"]
+    assert (base["device"], base["optimization_level"], base["throughput"]) == (
+        "cpu", "standard", 100.0,
+    )  # fmt: skip
+    # 50 samples/s against the matching 100: 50% short, said against the right figure
+    assert any("50% below the benchmark's 100.0 samples/s" in s for s in report["recommendations"])
+
+
+def test_deployments_without_a_reported_configuration_keep_the_latest_benchmark(platform_env):
+    model_id = new_model()
+    with session_scope() as session:
+        session.add_all(
+            _rows(model_id, "deployment", None, None, when=NOW, throughput=50.0, count=5)
+            + _rows(model_id, "benchmark", "cpu", "standard", when=NOW - timedelta(hours=1),
+                    throughput=60.0)
+        )  # fmt: skip
+    report = monitor_report(model_id, 1, now=NOW)
+    assert report["configuration"] is None and report["baseline"]["throughput"] == 60.0

@@ -178,6 +178,7 @@ def test_sampling_a_running_server(served, loopback_allowed):
     from modelport.core.redis_client import get_redis
     from modelport.monitoring import alerts
     from modelport.monitoring.sampler import sample_due
+    from modelport.packaging.options import GenerateOptions
 
     deactivate_all()
     model_id = new_model()
@@ -196,6 +197,8 @@ def test_sampling_a_running_server(served, loopback_allowed):
     assert row.source == "deployment" and row.batch_size >= 1
     assert row.throughput > 0 and row.latency > 0 and row.memory_mb > 10
     assert row.gpu_memory_mb is None and row.cost_per_inference > 0
+    # the configuration it serves, from modelport_model_info: what its baseline must match
+    assert (row.device, row.optimization_level) == ("cpu", GenerateOptions().optimization_level)
     state = deployment(dep)
     assert state.status == "up" and state.consecutive_failures == 0 and state.last_scrape
 
