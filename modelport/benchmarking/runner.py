@@ -144,7 +144,8 @@ class _Sweep:
         applied = self.loaded.applied
         kind = "int8-dynamic" if applied["quantization"] == "dynamic-int8" else applied["dtype"]
         self.peak = peak_flops(cfg.device, kind)
-        self.price = hourly_price(cfg.device, cores=cfg.cpu_cores, gpu_name=self.gpu_name())
+        # priced on the cores the sweep ran on (torch threads), not the cores it was allowed
+        self.price = hourly_price(cfg.device, cores=self.threads, gpu_name=self.gpu_name())
 
     def check_quality(self, loader: Callable[..., LoadedModel]) -> dict[str, Any] | None:
         """The quality gate against float32 (quality.py), before timing: the reference is

@@ -148,3 +148,19 @@ def test_token_clock_marks_every_generated_token(tiny_models):
     assert ttft > 0 and decode > 0
     clock.reset()
     assert clock.summary(2) == (None, None)
+
+
+def test_cost_is_priced_on_the_cores_the_sweep_ran_on(minilm_facts, cache, monkeypatch):
+    """MAX_CPU_CORES=8 on a machine that gives the worker fewer CPUs: the sweep runs on the
+    CPUs it has and is priced for those, not for 8."""
+    import os
+
+    monkeypatch.setenv("PRICE_CPU_CORE_HOUR", "0.05")
+    ran_on = threads_for(8.0)
+    assert ran_on == min(8, len(os.sched_getaffinity(0)))
+    report = run_benchmark(minilm_facts, small([1], cpu_cores=8.0), cache=cache)
+    row = report.row(1)
+    assert report.device["threads"] == ran_on
+    assert report.device["usdPerHour"] == pytest.approx(ran_on * 0.05)
+    assert row.cost_per_inference == pytest.approx(ran_on * 0.05 / 3600 / row.throughput)
+    assert report.device["priceBasis"].startswith(f"{ran_on} cores x")
