@@ -3,8 +3,10 @@
 Rows are the report's `details` dicts (camelCase; BatchResult objects are accepted too).
 
 Optimal batch size: among batch sizes that ran with status "ok", meet the latency objective
-(p95 <= latencySloMs, when given), stayed under the memory limit and are stable, the smallest
-whose throughput is within 95% of the best of them. When none qualifies, the least-violating
+(p95 <= latencySloMs, when given), stayed under the memory limit and are stable, the one with
+the highest throughput (ties: the smaller). A smaller batch size within 95% of that throughput
+is named in the recommendations as the lower-latency alternative. When none qualifies, the
+least-violating
 measured one: each requirement's violation is normalised (p95 / SLO - 1; peak / limit - 1;
 max(cv / 0.10, (p99 / p50) / 2) - 1, or a token amount when too few iterations were run to
 judge) and the smallest sum wins (ties: higher throughput, then smaller batch); the
@@ -73,9 +75,8 @@ def optimal_batch_size(
         return Choice(None, False)
     ok = [r for r, v in scored if r.get("status") == "ok" and not any(v.values())]
     if ok:
-        best = max(r["throughput"] for r in ok)
-        pick = min((r for r in ok if r["throughput"] >= NEAR_BEST * best), key=_size)
-        return Choice(pick["batchSize"], True, {}, best)
+        pick = max(ok, key=lambda r: (r["throughput"], -_size(r)))
+        return Choice(pick["batchSize"], True, {}, pick["throughput"])
     row, found = min(
         scored, key=lambda rv: (sum(rv[1].values()), -rv[0]["throughput"], _size(rv[0]))
     )
@@ -153,7 +154,13 @@ def _choice_sentence(choice: Choice, ran: list[dict], slo: float | None, limit: 
     )
     if choice.qualified:
         slo_text = f" within the {_ms(slo)} p95 objective" if slo else ""
-        return f"{head}{slo_text}: the smallest batch size within 95% of the best throughput."
+        requirements = "meet every requirement" if slo else "are stable and fit in memory"
+        return (
+            f"Batch size {_size(row)} gives the highest throughput of the batch sizes that "
+            f"{requirements}: "
+            f"{_rate(row['throughput'])} samples/s at p95 {_ms(row['latencyMs']['p95'])}"
+            f"{slo_text}.{_near_best(row, ran)}"
+        )
     parts = []
     v = choice.violations
     if "latency" in v:
@@ -169,14 +176,42 @@ def _choice_sentence(choice: Choice, ran: list[dict], slo: float | None, limit: 
     )
 
 
+def _near_best(pick: dict, ran: list[dict]) -> str:
+    """The smallest batch size within 5% of the pick's throughput at a lower p95, if any."""
+    closer = [
+        r
+        for r in ran
+        if _size(r) < _size(pick)
+        and r.get("status") == "ok"
+        and r.get("stable") is not False
+        and r["throughput"] >= NEAR_BEST * pick["throughput"]
+        and r["latencyMs"]["p95"] < pick["latencyMs"]["p95"]
+    ]
+    if not closer:
+        return ""
+    alt = min(closer, key=_size)
+    share = alt["throughput"] / pick["throughput"] * 100
+    return (
+        f" Batch size {_size(alt)} gives {share:.0f}% of that ({_rate(alt['throughput'])} "
+        f"samples/s) at p95 {_ms(alt['latencyMs']['p95'])}: the choice when latency matters more."
+    )
+
+
 def _curve_sentences(ran: list[dict], choice: Choice) -> list[str]:
     out = []
     for low, high in itertools.pairwise(ran):
         gain = high["throughput"] / low["throughput"] - 1
+        if gain < 0:
+            out.append(
+                f"Throughput falls past batch size {_size(low)}: batch size {_size(high)} gives "
+                f"{-gain * 100:.1f}% less ({_rate(low['throughput'])} -> "
+                f"{_rate(high['throughput'])} samples/s)."
+            )
+            break
         if gain < KNEE_GAIN:
             out.append(
                 f"Throughput levels off at batch size {_size(low)}: batch size {_size(high)} adds "
-                f"only {gain * 100:+.1f}% ({_rate(low['throughput'])} -> "
+                f"only {gain * 100:.1f}% ({_rate(low['throughput'])} -> "
                 f"{_rate(high['throughput'])} samples/s)."
             )
             break

@@ -52,11 +52,24 @@ def test_latency_objective_filters_on_p95():
     assert optimal_batch_size(CURVE, slo_ms=130).batch_size == 32
 
 
-def test_smallest_batch_within_95_percent_of_the_best():
+def test_the_highest_throughput_wins_and_a_near_one_is_offered():
+    """Optimal = the highest throughput among the qualified; a smaller batch size within 95% of
+    it at a lower p95 is named as the lower-latency alternative (a 1,4 sweep once picked a
+    batch size with 26% of the best throughput)."""
     rows = [row(4, 500.0, 5), row(8, 580.0, 8), row(16, 600.0, 15), row(32, 610.0, 30)]
-    assert optimal_batch_size(rows).batch_size == 8  # 580 >= 0.95 * 610 = 579.5
+    choice = optimal_batch_size(rows)
+    assert (choice.batch_size, choice.qualified, choice.best_throughput) == (32, True, 610.0)
+    first = recommendations(rows, config())[0]
+    assert first.startswith(
+        "Batch size 32 gives the highest throughput of the batch sizes that are stable and fit "
+        "in memory: 610.0 samples/s at p95 30.0 ms."
+    )
+    # 580 >= 0.95 x 610 = 579.5, at p95 8 ms: the smallest such
+    assert "Batch size 8 gives 95% of that (580.0 samples/s) at p95 8.00 ms" in first
     rows[1]["throughput"] = 579.0
-    assert optimal_batch_size(rows).batch_size == 16
+    assert "Batch size 16 gives 98% of that" in recommendations(rows, config())[0]
+    # a tie in throughput goes to the smaller batch size
+    assert optimal_batch_size([row(8, 600.0, 10), row(16, 600.0, 20)]).batch_size == 8
 
 
 def test_memory_limit_filters():
@@ -103,12 +116,29 @@ def test_recommendations_name_the_knee_latency_cost_and_headroom():
             row(32, 190.0, 120.0, peak_mb=512)]  # fmt: skip
     text = recommendations(rows, config())
     joined = "\n".join(text)
-    assert text[0].startswith("Batch size 8 gives 181.0 samples/s (95% of the best 190.0)")
-    assert "Throughput levels off at batch size 8: batch size 32 adds only +5.0%" in joined
+    assert text[0].startswith("Batch size 32 gives the highest throughput")
+    assert "Batch size 8 gives 95% of that (181.0 samples/s) at p95 40.0 ms" in text[0]
+    assert "Throughput levels off at batch size 8: batch size 32 adds only 5.0%" in joined
+    text = recommendations(rows, config(latency_slo_ms=50))
+    assert text[0].startswith(
+        "Batch size 8 gives the highest throughput of the batch sizes that meet every requirement: "
+        "181.0 samples/s at p95 40.0 ms within the 50.0 ms p95 objective."
+    )
+    joined = "\n".join(text)
     assert "Going from batch size 8 to 32 costs +80.0 ms p95 (40.0 ms -> 120.0 ms)" in joined
     assert "+5.0% throughput" in joined
     assert "Peak memory 512 MiB (batch size 32) is 25% of the 2.0 GiB limit" in joined
     assert "1.5 GiB of headroom" in joined
+
+
+def test_falling_throughput_is_said_to_fall():
+    """A recommendation once read "batch size 4 adds only -73.6%"."""
+    rows = [row(1, 100.0, 10.0), row(4, 26.4, 150.0)]
+    joined = "\n".join(recommendations(rows, config()))
+    assert (
+        "Throughput falls past batch size 1: batch size 4 gives 73.6% less (100.0 -> 26.4" in joined
+    )
+    assert "adds only" not in joined
 
 
 def test_recommendations_report_growth_unstable_rows_and_failures():
