@@ -31,6 +31,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def parse_args(argv: list[str] | None, home: Path) -> argparse.Namespace:
