@@ -103,6 +103,11 @@ def recommendations(
         out.append(_quality_sentence(config.optimization_level, quality))
     elif choice.batch_size is not None:
         out.append(_choice_sentence(choice, ran, slo, limit))
+    if quality is not None and quality.get("passed") is None:
+        out.append(
+            f"The quality gate against float32 was skipped: {quality['reason']}; run the "
+            "bundle's `run_inference.py --self-check` on a machine where both fit."
+        )
     out.extend(_curve_sentences(ran, choice))
     out.extend(_memory_sentences(rows, ran, limit))
     unstable = [r for r in ran if r.get("stable") is False]
@@ -130,6 +135,11 @@ def recommendations(
 
 
 def _quality_sentence(level: str, quality: dict[str, Any]) -> str:
+    if quality.get("metric") == "error":
+        return (
+            f"Do not ship optimization level '{level}' on these figures: the quality gate "
+            f"against float32 could not run ({quality['error']}), so its outputs are unchecked."
+        )
     extra = ""
     if "maxProbabilityDiff" in quality:
         extra = (

@@ -148,27 +148,30 @@ class _Sweep:
         self.price = hourly_price(cfg.device, cores=self.threads, gpu_name=self.gpu_name())
 
     def check_quality(self, loader: Callable[..., LoadedModel]) -> dict[str, Any] | None:
-        """The quality gate against float32 (quality.py), before timing: the reference is
-        loaded outside the model cache and let go, so it is not in the measured memory."""
+        """The quality gate against float32 (quality.py), before timing."""
         from modelport.benchmarking import quality
 
         cfg = self.config
-        if cfg.optimization_level == quality.REFERENCE_LEVEL:
-            return None  # this is the reference
-        self.progress.report("quality check against float32", 0, force=True)
+        if cfg.optimization_level != quality.REFERENCE_LEVEL:
+            self.progress.report("quality check against float32", 0, force=True)
         try:
-            found = quality.run(
+            return quality.gate(
+                self.facts,
                 self.loaded,
-                lambda: loader(self.facts, cfg.device, quality.REFERENCE_LEVEL),
+                cfg.optimization_level,
                 self.length,
+                lambda: loader(self.facts, cfg.device, quality.REFERENCE_LEVEL),
+                cfg.max_memory_bytes,
             )
         except self.reraise:
             raise
         except Exception as exc:  # the check could not run: say so, recommend nothing
             log.warning("quality check of %s failed", self.facts.repo_id, exc_info=True)
-            return {"passed": False, "metric": "error", "value": 0.0, "threshold": 0.0,
-                    "inputs": 0, "error": f"{type(exc).__name__}: {_first_line(exc)}"}  # fmt: skip
-        return found.to_dict()
+            return {
+                "passed": False,
+                "metric": "error",
+                "error": f"{type(exc).__name__}: {_first_line(exc)}",
+            }
 
     def gpu_name(self) -> str | None:
         import torch
