@@ -284,7 +284,6 @@ def test_200_concurrent_submissions(stack_factory, tiny_models):
         assert done_twins, n
         assert json.loads(text)["files"] == done_twins[0].result["files"]
 
-
     # -- polling kept answering ---------------------------------------------------------------
     samples = poller.samples
     bad = [s for s in samples if s[1] != 200]
