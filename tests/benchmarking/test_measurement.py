@@ -241,6 +241,10 @@ def test_peak_flops_listed_and_probed():
     first = peak_flops("cpu")
     assert 1e9 < first.flops_per_s < 1e14 and first.source.startswith("probe")
     assert peak_flops("cpu") is first  # measured once per process
+    # in the dtype the model runs (a bfloat16 model was set against the float32 peak)
+    half = peak_flops("cpu", "bfloat16")
+    assert "bfloat16 matmul" in half.source and half.flops_per_s > 0
+    assert half is not first
 
 
 def test_flop_formulas_for_sdpa_with_grouped_heads_and_int8_linear():

@@ -54,7 +54,9 @@ def test_minilm_sweep(minilm_facts, cache, monkeypatch):
         assert row.peak_rss_mb > 100
         assert row.cost_per_inference == pytest.approx(2 * 0.05 / 3600 / row.throughput)
         assert row.cost_per_million == pytest.approx(row.cost_per_inference * 1e6)
-        assert 0 < row.flops_fraction < 5
+        # a fraction of what the machine can do (it once read 1.15-1.51: a probe that missed
+        # the peak); the peak is the best probe in the dtype the model runs
+        assert 0 < row.flops_fraction <= 1.0, (row.flops_fraction, report.device)
         assert row.achieved_flops_per_s == pytest.approx(row.flops / (lat.mean / 1000))
     # FLOPs of a forward grow linearly with the batch (plus nothing else)
     assert four.flops == pytest.approx(4 * one.flops, rel=1e-6)
