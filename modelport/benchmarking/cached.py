@@ -50,6 +50,7 @@ def assemble(
     device: dict[str, Any],
     *,
     duration_s: float = 0.0,
+    quality: dict[str, Any] | None = None,
 ) -> BenchmarkReport:
     report = BenchmarkReport(
         model=model,
@@ -57,6 +58,7 @@ def assemble(
         device=device,
         rows=[rows[size] for size in config.batch_sizes],
         duration_s=duration_s,
+        quality=quality,
     )
     report.analyze(other_device_rows(model["repoId"], config.device))
     return report
@@ -76,8 +78,9 @@ def cached_answer(params: dict[str, Any], settings: Settings) -> dict[str, Any] 
         "revision": info.get("revision"),
         "task": info.get("pipeline_type"),
     }
-    device = next(iter(found.values()))["device"]
-    spec = assemble(model, config_from(params, settings), rows, device).to_spec()
+    first = next(iter(found.values()))
+    config = config_from(params, settings)
+    spec = assemble(model, config, rows, first["device"], quality=first.get("quality")).to_spec()
     spec["reusedBatchSizes"] = sorted(found)
     return spec
 

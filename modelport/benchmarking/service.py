@@ -64,10 +64,13 @@ def benchmark_model(
     rows = {size: BatchResult.from_dict(entry["detail"]) for size, entry in reused.items()}
     if measured:
         rows.update({row.batch_size: row for row in measured.rows})
-    device = measured.device if measured else next(iter(reused.values()))["device"]
+    first = next(iter(reused.values()), {})
+    device = measured.device if measured else first["device"]
+    # the quality gate is of the configuration, so a reused row carries it too
+    quality = measured.quality if measured else first.get("quality")
     model = {"repoId": facts.repo_id, "revision": facts.revision, "task": facts.task}
     duration = measured.duration_s if measured else 0.0
-    report = assemble(model, config, rows, device, duration_s=duration)
+    report = assemble(model, config, rows, device, duration_s=duration, quality=quality)
 
     own = outcome is None
     outcome = outcome or Outcome()
@@ -107,6 +110,7 @@ def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, 
                 "latency": row.latency.mean,
                 "detail": row.to_dict(),
                 "device": device,
+                "quality": measured.quality,
             }
             outcome.then(
                 lambda size=row.batch_size, entry=entry: cache.set_benchmark(

@@ -67,6 +67,11 @@ class GenerateRequest(BaseModel):
 
     modelUrl: str  # parsed by modelref, which says what is accepted (1001)
     options: GenerateOptions = Field(default_factory=GenerateOptions)
+    # a succeeded benchmark job of this model: its level, device and optimal batch size
+    # become the options, and the bundle records where they came from
+    fromBenchmark: str | None = Field(
+        None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )
 
 
 def fingerprint(payload: dict[str, Any]) -> str:

@@ -341,9 +341,12 @@ def runtime_sources() -> dict[str, str]:
     return files
 
 
-def render_bundle(facts: ModelFacts, options: GenerateOptions) -> dict[str, str]:
-    """SPEC's five files first, then the runtime package's files, keyed by relative path."""
-    context = bundle_context(facts, options)
+def render_bundle(
+    facts: ModelFacts, options: GenerateOptions, benchmark: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """SPEC's five files first, then the runtime package's files, keyed by relative path.
+    `benchmark`: the provenance of options taken from a benchmark (generate's fromBenchmark)."""
+    context = {**bundle_context(facts, options), "benchmark": benchmark}
     env = environment()
     rendered = {name: env.get_template(f"{name}.j2").render(context) for name in RENDERED_FILES}
     sources = runtime_sources()

@@ -44,7 +44,7 @@ def generate_bundle(params: dict[str, Any], progress: Progress | None = None) ->
     upsert_model(info)
 
     progress(0.4, "rendering bundle")
-    files = render_bundle(facts, options)
+    files = render_bundle(facts, options, params.get("benchmark"))
 
     progress(0.7, "validating bundle")
     report = validate_bundle(

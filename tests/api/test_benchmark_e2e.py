@@ -178,3 +178,62 @@ def test_generative_model_reports_ttft_and_decode_rate(client, worker, tiny_mode
     assert job["status"] == "succeeded", job
     for detail in job["result"]["details"]:
         assert detail["ttftMs"] > 0 and detail["decodeTokensPerS"] > 0
+
+
+def test_generate_from_a_benchmark(client, worker, tiny_models):
+    """The benchmark's configuration becomes the bundle: its level, device and optimal batch
+    size, with module.yaml and the README saying which benchmark and what it measured."""
+    import yaml
+
+    model = tiny_models["text-classification"].repo_id
+    body = {"modelId": model, "batchSizes": [1, 2], "iterations": 3, "warmup": 1,
+            "sequenceLength": 8, "optimizationLevel": "none", "device": "cpu"}  # fmt: skip
+    job, _ = run(client, body)
+    assert job["status"] == "succeeded", job
+    best = job["result"]["analysis"]["optimal_batch_size"]
+    resp = client.post(
+        "/api/generate?wait=120", json={"modelUrl": model, "fromBenchmark": job["jobId"]}
+    )
+    assert resp.status_code == 200, resp.get_json()
+    files = resp.get_json()["files"]
+    module = yaml.safe_load(files["module.yaml"])
+    assert module["optimization"]["level"] == "none"
+    assert module["batching"]["maxBatchSize"] == best
+    provenance = module["benchmark"]
+    assert provenance["jobId"] == job["jobId"] and provenance["batchSize"] == best
+    measured = next(r for r in job["result"]["details"] if r["batchSize"] == best)
+    assert provenance["throughput"] == measured["throughput"]
+    assert provenance["quality"] is None  # level none is the float32 reference
+    assert f"These options come from benchmark `{job['jobId']}`" in files["README.md"]
+    validation = resp.get_json()["validation"]
+    assert validation["status"] != "failed", validation  # the schema knows `benchmark`
+
+    # refused: options as well, another model, not a benchmark, unknown, malformed
+    both = client.post("/api/generate", json={"modelUrl": model, "fromBenchmark": job["jobId"],
+                                              "options": {"batchSize": 4}})  # fmt: skip
+    assert "either options or fromBenchmark" in assert_spec_error(both, 400, 1003)["message"]
+    other = client.post("/api/generate", json={"modelUrl": "org/other-model",
+                                               "fromBenchmark": job["jobId"]})  # fmt: skip
+    assert f"measured {model}" in assert_spec_error(other, 400, 1003)["message"]
+    unknown = client.post("/api/generate", json={
+        "modelUrl": model, "fromBenchmark": "00000000-0000-4000-8000-000000000000"})  # fmt: skip
+    assert_spec_error(unknown, 404, 1008)
+    malformed = client.post("/api/generate", json={"modelUrl": model, "fromBenchmark": "../x"})
+    assert_spec_error(malformed, 400, 1003)
+
+
+def test_generate_refuses_a_benchmark_that_failed_its_quality_gate(client, worker, tiny_models):
+    from sqlalchemy import update
+
+    model = tiny_models["text-classification"].repo_id
+    body = {"modelId": model, "batchSizes": [1], "iterations": 3, "warmup": 0,
+            "sequenceLength": 8, "optimizationLevel": "standard", "device": "cpu"}  # fmt: skip
+    job, _ = run(client, body)
+    assert job["result"]["quality"]["passed"] is True
+    failed = {**job["result"], "quality": {**job["result"]["quality"], "passed": False,
+                                           "value": 0.5}}  # fmt: skip
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job["jobId"]).values(result=failed))
+    resp = client.post("/api/generate", json={"modelUrl": model, "fromBenchmark": job["jobId"]})
+    err = assert_spec_error(resp, 409, 1011)
+    assert "failed its quality gate" in err["message"] and "0.5" in err["message"]
