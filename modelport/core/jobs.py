@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from modelport.core import events
@@ -227,9 +228,13 @@ def _announce(job_id: str, status: str, result: Any, error: Any) -> None:
     """Put job_completed on the bus, then note it on the row. A process killed in between
     leaves the note unset and reconcile announces the job again (published at most once)."""
     data = {"status": status, "result": result, "error": error}
-    if events.publish_job_once(job_id, "job_completed", data):
+    if not events.publish_job_once(job_id, "job_completed", data):
+        return
+    try:
         with session_scope() as session:
             session.execute(update(Job).where(Job.id == job_id).values(notified_at=utcnow()))
+    except SQLAlchemyError as exc:  # the job is final either way; reconcile notes it later
+        log.warning("could not note %s as announced: %s", job_id, exc)
 
 
 def cancel(job_id: str) -> bool:
