@@ -128,7 +128,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Generate a deployment bundle (a job)",
                 {"200": _json("GenerateResponse", "Done (cached, or within `wait`)"), **ACCEPTED},
-                SUBMIT_ERRORS,
+                (*SUBMIT_ERRORS, "404", "409"),  # fromBenchmark: unknown, or cannot back one
                 body="GenerateRequest",
                 params=[WAIT],
                 tag="generate",
