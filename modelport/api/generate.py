@@ -38,14 +38,14 @@ def generate():
     _check_limits(options, settings)
     params: dict[str, Any] = {
         "repoId": ref.repo_id,
-        "revision": ref.revision,
+        # from a benchmark, the bundle is of the revision that was measured
+        "revision": ref.revision or (provenance or {}).get("revision"),
         "options": options.model_dump(by_alias=True),
     }
     if provenance is not None:
         params["benchmark"] = provenance
-    key = fingerprint(
-        {"revision": ref.revision_or_default, "options": params["options"], "benchmark": provenance}
-    )
+    revision = params["revision"] or ref.revision_or_default
+    key = fingerprint({"revision": revision, "options": params["options"], "benchmark": provenance})
     cached = cache.get_files(ref.repo_id, key)
     if cached is not None:
         return jsonify(cached), 200
@@ -107,6 +107,7 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
     options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level)
     provenance = {
         "jobId": job_id,
+        "revision": (result.get("model") or {}).get("revision") or params.get("revision"),
         "device": device,
         "deviceName": (result.get("device") or {}).get("name"),
         "optimizationLevel": level,

@@ -201,6 +201,9 @@ def test_generate_from_a_benchmark(client, worker, tiny_models):
     assert module["batching"]["maxBatchSize"] == best
     provenance = module["benchmark"]
     assert provenance["jobId"] == job["jobId"] and provenance["batchSize"] == best
+    # the bundle is of the revision the benchmark measured
+    assert provenance["revision"] == job["result"]["model"]["revision"]
+    assert module["model"]["revision"] == provenance["revision"]
     measured = next(r for r in job["result"]["details"] if r["batchSize"] == best)
     assert provenance["throughput"] == measured["throughput"]
     assert provenance["quality"] is None  # level none is the float32 reference
