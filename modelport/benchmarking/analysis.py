@@ -156,12 +156,6 @@ def _quality_sentence(level: str, quality: dict[str, Any]) -> str:
 
 def _choice_sentence(choice: Choice, ran: list[dict], slo: float | None, limit: int) -> str:
     row = next(r for r in ran if _size(r) == choice.batch_size)
-    best = choice.best_throughput or row["throughput"]
-    share = row["throughput"] / best * 100
-    head = (
-        f"Batch size {_size(row)} gives {_rate(row['throughput'])} samples/s ({share:.0f}% of "
-        f"the best {_rate(best)}) at p95 {_ms(row['latencyMs']['p95'])}"
-    )
     if choice.qualified:
         slo_text = f" within the {_ms(slo)} p95 objective" if slo else ""
         requirements = "meet every requirement" if slo else "are stable and fit in memory"
@@ -171,6 +165,12 @@ def _choice_sentence(choice: Choice, ran: list[dict], slo: float | None, limit: 
             f"{_rate(row['throughput'])} samples/s at p95 {_ms(row['latencyMs']['p95'])}"
             f"{slo_text}.{_near_best(row, ran)}"
         )
+    best = choice.best_throughput or row["throughput"]
+    share = row["throughput"] / best * 100
+    head = (
+        f"Batch size {_size(row)} gives {_rate(row['throughput'])} samples/s ({share:.0f}% of "
+        f"the best {_rate(best)}) at p95 {_ms(row['latencyMs']['p95'])}"
+    )
     parts = []
     v = choice.violations
     if "latency" in v:

@@ -83,9 +83,10 @@ def run_benchmark(
     sweep = _Sweep(facts, config, progress, reraise)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(sweep.threads)
+    cache = cache or default_cache()
     try:
-        sweep.load(cache or default_cache())
-        quality = sweep.check_quality((cache or default_cache()).loader)
+        sweep.load(cache)
+        quality = sweep.check_quality(cache.loader)
         rows = [sweep.run(i, size) for i, size in enumerate(config.batch_sizes)]
     finally:
         torch.set_num_threads(previous_threads)

@@ -25,8 +25,12 @@ def job_channel(job_id: str) -> str:
     return f"modelport:job:{job_id}"
 
 
+def _message(event: str, data: dict[str, Any]) -> str:
+    return json.dumps({"event": event, "data": data, "ts": time.time()})
+
+
 def publish(channel: str, event: str, data: dict[str, Any]) -> None:
-    message = json.dumps({"event": event, "data": data, "ts": time.time()})
+    message = _message(event, data)
     try:
         client = get_redis()
         pipe = client.pipeline(transaction=False)
@@ -59,7 +63,7 @@ def publish_job_once(job_id: str, event: str, data: dict[str, Any]) -> bool:
     """Publish a job's final event at most once. True once it is on the bus (now or before),
     False when Redis could not be reached (the caller tries again later)."""
     channel = job_channel(job_id)
-    message = json.dumps({"event": event, "data": {"jobId": job_id, **data}, "ts": time.time()})
+    message = _message(event, {"jobId": job_id, **data})
     try:
         marker = f"modelport:announced:{job_id}:{event}"
         keys_and_args = (marker, STREAM, channel, message, STREAM_MAXLEN, ONCE_TTL)

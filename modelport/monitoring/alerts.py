@@ -30,6 +30,7 @@ from modelport.core.events import publish
 from modelport.core.models import AlertRule, Metric, utcnow
 from modelport.core.records import add_event
 from modelport.core.settings import get_settings
+from modelport.monitoring.query import benchmark_filter
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,12 @@ def baseline(
 ) -> Metric | None:
     """The latest benchmark row for the model at the batch size nearest `batch_size`, of the
     deployment's device and optimization level when it reports them (none: no baseline)."""
-    query = select(Metric).where(Metric.model_id == model_id, Metric.source == "benchmark")
-    if device:
-        query = query.where(Metric.device == device)
-    if level:
-        query = query.where(Metric.optimization_level == level)
     with session_scope() as session:
         rows = session.scalars(
-            query.order_by(Metric.timestamp.desc(), Metric.id.desc()).limit(500)
+            select(Metric)
+            .where(benchmark_filter(model_id, device, level))
+            .order_by(Metric.timestamp.desc(), Metric.id.desc())
+            .limit(500)
         ).all()
     latest: dict[int, Metric] = {}
     for row in rows:

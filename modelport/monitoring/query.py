@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Float, and_, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from modelport.core.db import session_scope
 from modelport.core.models import Metric
@@ -162,20 +163,33 @@ def deployed_configuration(session: Session, model_id: str) -> dict[str, str] | 
     return {"device": row.device, "optimizationLevel": row.optimization_level}
 
 
+def benchmark_filter(
+    model_id: str, device: str | None = None, level: str | None = None
+) -> ColumnElement[bool]:
+    """A model's benchmark rows; of one device and optimization level, when given (a
+    deployment is compared only with a benchmark of what it serves)."""
+    conditions = [Metric.model_id == model_id, Metric.source == "benchmark"]
+    if device:
+        conditions.append(Metric.device == device)
+    if level:
+        conditions.append(Metric.optimization_level == level)
+    return and_(*conditions)
+
+
 def latest_baseline(
     session: Session, model_id: str, configuration: dict[str, str] | None = None
 ) -> dict[str, Any] | None:
     """The latest benchmark run's best-throughput row (its optimal batch size); with a
     `configuration`, only a benchmark of that device and optimization level qualifies."""
-    query = select(Metric.job_id, Metric.timestamp).where(
-        Metric.model_id == model_id, Metric.source == "benchmark"
+    configuration = configuration or {}
+    where = benchmark_filter(
+        model_id, configuration.get("device"), configuration.get("optimizationLevel")
     )
-    if configuration:
-        query = query.where(Metric.device == configuration["device"])
-        if configuration.get("optimizationLevel"):
-            query = query.where(Metric.optimization_level == configuration["optimizationLevel"])
     latest = session.execute(
-        query.order_by(Metric.timestamp.desc(), Metric.id.desc()).limit(1)
+        select(Metric.job_id, Metric.timestamp)
+        .where(where)
+        .order_by(Metric.timestamp.desc(), Metric.id.desc())
+        .limit(1)
     ).first()
     if latest is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 THROUGHPUT_SHORTFALL = 0.15  # below the benchmark's throughput by more than this fraction
@@ -95,8 +96,8 @@ def no_matching_baseline_sentence(model_id: str, configuration: dict[str, Any]) 
     device = configuration["device"]
     level = configuration.get("optimizationLevel")
     at = f" at optimization level '{level}'" if level else ""
-    body = f'{{"modelId": "{model_id}", "device": "{"gpu" if device == "cuda" else "cpu"}"'
-    body += f', "optimizationLevel": "{level}"}}' if level else "}"
+    request = {"modelId": model_id, "device": "gpu" if device == "cuda" else "cpu"}
+    body = json.dumps({**request, "optimizationLevel": level} if level else request)
     return (
         f"The deployment serves {model_id} on {device}{at}, and no benchmark of that "
         "configuration exists, so it is not compared with one (a benchmark of another device "

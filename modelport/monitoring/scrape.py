@@ -223,9 +223,9 @@ def _take(raw: dict[str, Any], name: str, labels: dict[str, str], value: float) 
     elif name in GPU_GAUGES and "gpu_bytes" not in raw:
         raw["gpu_bytes"] = value
     elif name == "modelport_model_info":  # the configuration the deployment runs
-        for label, key in (("device", "device"), ("optimization_level", "optimization_level")):
+        for label in ("device", "optimization_level"):
             if labels.get(label):
-                raw[key] = labels[label][:16]
+                raw[label] = labels[label][:16]
 
 
 def is_reset(previous: dict[str, Any], current: dict[str, Any]) -> bool:

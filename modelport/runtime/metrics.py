@@ -32,7 +32,6 @@ class Metrics:
         task: str,
         max_batch: int,
         *,
-        gpu: bool = False,
         device: str = "cpu",
         optimization_level: str = "",
     ) -> None:
@@ -86,7 +85,7 @@ class Metrics:
                 f"CUDA memory {kind} by this process",
                 registry=registry,
             )
-            for kind in (("allocated", "reserved") if gpu else ())
+            for kind in (("allocated", "reserved") if device == "cuda" else ())
         }
 
     def observe_request(self, status: int, seconds: float) -> None:

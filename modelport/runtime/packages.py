@@ -78,7 +78,7 @@ SERVED_MODULES = (
     "yaml",
     "tqdm.contrib.logging",
 )
-TORCH_TEST_DIRS = ("test", "share")
+TORCH_UNUSED_DIRS = ("test", "share")  # C++ test binaries, CMake files
 TORCH_KEPT_BINARIES = ("torch_shm_manager",)
 
 
@@ -124,7 +124,7 @@ def trim_torch(keep_headers: bool) -> int:
     if spec is None or not spec.submodule_search_locations:
         return 0
     root = Path(next(iter(spec.submodule_search_locations)))
-    doomed = [root / name for name in TORCH_TEST_DIRS]
+    doomed = [root / name for name in TORCH_UNUSED_DIRS]
     if not keep_headers:
         doomed.append(root / "include")
     bin_dir = root / "bin"

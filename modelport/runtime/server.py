@@ -54,7 +54,6 @@ class Runtime:
             config.revision,
             config.task,
             config.max_batch_size,
-            gpu=config.optimization.device == "cuda",
             device=config.optimization.device,
             optimization_level=config.optimization_level,
         )

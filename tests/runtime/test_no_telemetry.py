@@ -91,11 +91,11 @@ def test_the_audit_sees_an_outbound_attempt(tmp_path):
 
 def test_the_platform_turns_every_opt_out_on_before_libraries_load(tmp_path):
     code = (
-        "import os, modelport.workers.app, modelport.api.wsgi\n"
-        "print({k: os.environ.get(k) for k in ('HF_HUB_DISABLE_TELEMETRY', "
-        "'HF_HUB_DISABLE_UPDATE_CHECK', 'ORT_DISABLE_TELEMETRY', 'DO_NOT_TRACK')})"
+        "import json, os, modelport.workers.app, modelport.api.wsgi\n"
+        "print(json.dumps({k: os.environ.get(k) for k in ('HF_HUB_DISABLE_TELEMETRY', "
+        "'HF_HUB_DISABLE_UPDATE_CHECK', 'ORT_DISABLE_TELEMETRY', 'DO_NOT_TRACK')}))"
     )
     run, records = audited(tmp_path, [sys.executable, "-c", code])
     assert run.returncode == 0, run.stderr[-2000:]
-    assert set(eval(run.stdout.strip().splitlines()[-1]).values()) == {"1"}
+    assert set(json.loads(run.stdout.strip().splitlines()[-1]).values()) == {"1"}
     assert outbound(records) == [], records
