@@ -38,11 +38,14 @@ def benchmark():
         "maxNewTokens": req.maxNewTokens,
     }
     params["configKey"] = benchmark_config_key(ref.revision_or_default, params)
-    from modelport.benchmarking.cached import cached_answer
+    if req.search:
+        params.update(search_params(req, device, ref.revision_or_default, params))
+    else:
+        from modelport.benchmarking.cached import cached_answer
 
-    cached = cached_answer(params, settings)
-    if cached is not None:
-        return jsonify(cached), 200
+        cached = cached_answer(params, settings)
+        if cached is not None:
+            return jsonify(cached), 200
     queue = "gpu" if device == "cuda" else "cpu"
     if queue == "gpu" and gpu_workers_online() == 0:
         # queued, it would wait for a worker that may never come
@@ -60,6 +63,25 @@ def benchmark():
         model_id=ref.repo_id,
         cache_key=params["configKey"],
     )
+
+
+def search_params(req: BenchmarkRequest, device: str, revision: str, params: dict) -> dict:
+    """A search's levels and each level's cache key (the same key a plain benchmark of that
+    level has, so either reuses the other's measurements)."""
+    from modelport.benchmarking.search import search_levels
+
+    levels = search_levels(device, req.optimizationLevels)
+    keys = {
+        level: benchmark_config_key(revision, {**params, "optimizationLevel": level})
+        for level in levels
+    }
+    search_key = benchmark_config_key(revision, {**params, "optimizationLevel": ",".join(levels)})
+    return {
+        "search": True,
+        "optimizationLevels": levels,
+        "configKeys": keys,
+        "configKey": f"search:{search_key}",
+    }
 
 
 def pick_device(asked: str, settings) -> str:

@@ -85,6 +85,12 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
             f"benchmark {job_id} is {status}: only a succeeded benchmark can back a bundle",
             {"field": "fromBenchmark", "status": status},
         )
+    search = result.get("search")
+    if search is not None and not search.get("recommended"):
+        raise Conflict(
+            f"search {job_id} found no configuration to recommend: {search.get('sentence')}",
+            {"field": "fromBenchmark"},
+        )
     quality = result.get("quality")
     if quality and quality.get("passed") is False:
         raise Conflict(
@@ -96,6 +102,8 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
         )
     analysis = result.get("analysis") or {}
     size = analysis.get("optimal_batch_size")
+    if search is not None:  # the search's pick (its level is the answer's top level)
+        size = search["recommended"]["options"]["batchSize"]
     if not isinstance(size, int):
         raise Conflict(
             f"benchmark {job_id} measured no batch size it could recommend",

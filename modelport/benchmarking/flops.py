@@ -134,10 +134,12 @@ def _int8_linear(x, size: int):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         layer = torch.nn.Sequential(torch.nn.Linear(size, size, bias=False))
-        layer = quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8)
+        layer = quantize_dynamic(
+            layer, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
     return lambda: layer(x)
 
 

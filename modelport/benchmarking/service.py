@@ -89,6 +89,40 @@ def benchmark_model(
     return spec
 
 
+def search_model(
+    params: dict[str, Any],
+    progress: Progress | None = None,
+    job_id: str | None = None,
+    outcome: Outcome | None = None,
+) -> dict[str, Any]:
+    """A configuration search (search.py): one benchmark per candidate level, then the
+    recommended level's answer with the additive `search` section (the table, the Pareto
+    front and the options to generate)."""
+    from modelport.benchmarking.search import search_levels, summarize
+
+    progress = progress or (lambda fraction, stage: None)
+    levels = search_levels(params["device"], params.get("optimizationLevels"))
+    keys = params.get("configKeys") or {}
+    reports: dict[str, dict[str, Any]] = {}
+    for index, level in enumerate(levels):
+
+        def step(fraction: float, stage: str, index: int = index, level: str = level) -> None:
+            progress((index + fraction) / len(levels), f"{level}: {stage}")
+
+        one = {**params, "optimizationLevel": level, "configKey": keys.get(level)}
+        reports[level] = benchmark_model(one, step, job_id, outcome)
+    settings = get_settings()
+    search = summarize(
+        reports,
+        device=params["device"],
+        slo_ms=params.get("latencySloMs"),
+        limit_bytes=settings.max_memory_bytes,
+    )
+    picked = search["recommended"]
+    level = picked["options"]["optimizationLevel"] if picked else levels[0]
+    return {**reports[level], "search": search}
+
+
 def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, job_id) -> None:
     rows = measured.metric_rows()
     where, level = measured.config.device, measured.config.optimization_level

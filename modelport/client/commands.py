@@ -11,6 +11,7 @@ from pathlib import Path
 from modelport.client import render
 from modelport.client.api import ApiError, Client, Unreachable
 from modelport.client.watch import watch
+from modelport.core.schemas import OPTIMIZATION_LEVELS
 
 OK, API_ERROR, USAGE, FAILED, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_CODES = """exit codes:
@@ -46,7 +47,7 @@ def add_parsers(sub) -> None:
     gen.add_argument("--batch-size", type=int)
     gen.add_argument("--memory", help="Kubernetes quantity, e.g. 2Gi")
     gen.add_argument("--gpu", action="store_true", help="a CUDA bundle")
-    gen.add_argument("--optimization-level", choices=("none", "standard", "aggressive"))
+    gen.add_argument("--optimization-level", choices=OPTIMIZATION_LEVELS)
     gen.add_argument("--force", action="store_true", help="overwrite files that differ")
     gen.set_defaults(handler=generate)
 
@@ -57,7 +58,7 @@ def add_parsers(sub) -> None:
     bench.add_argument("--warmup", type=int)
     bench.add_argument("--sequence-length", type=int)
     bench.add_argument("--device", choices=("auto", "cpu", "gpu"))
-    bench.add_argument("--optimization-level", choices=("none", "standard", "aggressive"))
+    bench.add_argument("--optimization-level", choices=OPTIMIZATION_LEVELS)
     bench.add_argument("--slo-ms", type=float, help="p95 latency objective in ms")
     bench.set_defaults(handler=benchmark)
 

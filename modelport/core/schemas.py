@@ -6,12 +6,21 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
 
 from modelport.core.quantity import parse_memory
 
 # The documented optimisation levels; packaging maps each to concrete runtime settings.
-OPTIMIZATION_LEVELS = ("none", "standard", "aggressive")
+OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16")
+Level = Literal["none", "standard", "aggressive", "bfloat16"]
 # Bumped when the bundle templates change, so cached answers from older templates miss.
 BUNDLE_FORMAT = 1
 
@@ -25,9 +34,7 @@ class GenerateOptions(BaseModel):
     batch_size: int = Field(8, alias="batchSize", ge=1, le=1024, strict=True)
     memory: str | None = Field(None, description="Kubernetes quantity, e.g. 2Gi")
     gpu: bool = Field(False, strict=True)
-    optimization_level: Literal["none", "standard", "aggressive"] = Field(
-        "standard", alias="optimizationLevel"
-    )
+    optimization_level: Level = Field("standard", alias="optimizationLevel")
 
     @field_validator("memory")
     @classmethod
@@ -110,7 +117,11 @@ class BenchmarkRequest(BaseModel):
     warmup: StrictInt = Field(5, ge=0, le=MAX_WARMUP)
     sequenceLength: StrictInt = Field(128, ge=1, le=MAX_SEQUENCE_LENGTH)
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    optimizationLevel: Literal["none", "standard", "aggressive"] = "standard"
+    optimizationLevel: Level = "standard"
+    # a configuration search (benchmarking/search.py): every level below (default: the
+    # device's candidates), each over batchSizes, behind the quality gate
+    search: StrictBool = False
+    optimizationLevels: list[Level] | None = Field(None, min_length=1, max_length=4)
     latencySloMs: float | None = Field(None, gt=0, le=3_600_000)
     maxNewTokens: StrictInt = Field(16, ge=1, le=MAX_NEW_TOKENS)
 
@@ -124,6 +135,16 @@ class BenchmarkRequest(BaseModel):
                 )
         if len(set(value)) != len(value):
             raise ValueError("batch sizes must not repeat")
+        return value
+
+    @field_validator("optimizationLevels")
+    @classmethod
+    def _levels_need_a_search(cls, value: list[str] | None, info: ValidationInfo) -> Any:
+        if value is not None and not info.data.get("search"):
+            raise ValueError(
+                'optimizationLevels names the levels of a search: add "search": true, or '
+                "give one optimizationLevel"
+            )
         return value
 
 

@@ -29,14 +29,13 @@ class TorchBackend:
     def __post_init__(self) -> None:
         import torch
 
-        device = self.settings.device
+        device, dtype = self.settings.device, self.settings.dtype
         if device == "cuda" and not torch.cuda.is_available():
             log.warning(
-                "this bundle was generated for a GPU but CUDA is not available: using the CPU"
+                "this bundle was generated for a GPU but CUDA is not available: using the CPU "
+                "with float32 weights"
             )
-            device = "cpu"
-        # Reduced precision only pays on a GPU; on CPU the weights stay float32.
-        dtype = self.settings.dtype if device == "cuda" else "float32"
+            device, dtype = "cpu", "float32"
         self.applied.update(
             device=device, dtype=dtype, attention="default", quantization="none", compile=False
         )
@@ -87,9 +86,16 @@ class TorchBackend:
             try:
                 with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
                     warnings.simplefilter("ignore")
-                    from torch.ao.quantization import quantize_dynamic
+                    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-                    quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+                    # per-channel weight scales: MiniLM's minimum cosine to float32 is 0.97
+                    # against 0.89 with one scale per tensor
+                    quantize_dynamic(
+                        module,
+                        {torch.nn.Linear: per_channel_dynamic_qconfig},
+                        dtype=torch.qint8,
+                        inplace=True,
+                    )
                 self.applied["quantization"] = "dynamic-int8"
             except Exception as exc:  # an exotic Linear subclass: serve unquantized, say so
                 log.warning("dynamic int8 quantization failed (%s): running unquantized", exc)

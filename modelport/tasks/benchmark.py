@@ -15,8 +15,7 @@ def benchmark(self, job_id: str) -> str:
 
 
 def _work(params, attempt):
-    from modelport.benchmarking.service import benchmark_model
+    from modelport.benchmarking.service import benchmark_model, search_model
 
-    return benchmark_model(
-        params, progress=attempt.progress, job_id=attempt.job_id, outcome=attempt.outcome
-    )
+    work = search_model if params.get("search") else benchmark_model
+    return work(params, progress=attempt.progress, job_id=attempt.job_id, outcome=attempt.outcome)

@@ -240,3 +240,73 @@ def test_generate_refuses_a_benchmark_that_failed_its_quality_gate(client, worke
     resp = client.post("/api/generate", json={"modelUrl": model, "fromBenchmark": job["jobId"]})
     err = assert_spec_error(resp, 409, 1011)
     assert "failed its quality gate" in err["message"] and "0.5" in err["message"]
+
+
+def test_a_search_measures_each_level_gates_it_and_generates_the_pick(client, worker, minilm):
+    """search: one benchmark per level on the real MiniLM, each behind the quality gate; the
+    answer is the recommended level's benchmark plus the table, and fromBenchmark builds the
+    recommended configuration."""
+    import yaml
+
+    body = {"modelId": minilm.repo_id, "batchSizes": [1, 4], "iterations": 5, "warmup": 1,
+            "sequenceLength": 32, "device": "cpu", "search": True,
+            "optimizationLevels": ["bfloat16", "aggressive"]}  # fmt: skip
+    job, seen = run(client, body, timeout=400)
+    assert job["status"] == "succeeded", job
+    assert any(stage.startswith("bfloat16: ") for _, stage in seen)
+    result = job["result"]
+    search = result["search"]
+    assert search["levels"] == ["none", "bfloat16", "aggressive"]  # the reference first
+    table = search["configurations"]
+    assert {(r["optimizationLevel"], r["batchSize"]) for r in table} == {
+        (level, size) for level in search["levels"] for size in (1, 4)
+    }
+    # per-channel int8 still moves MiniLM below 0.999 cosine; bfloat16 keeps it
+    for entry in table:
+        if entry["optimizationLevel"] == "aggressive":
+            assert entry["quality"]["passed"] is False and not entry["qualified"]
+            assert entry["rejectedBecause"][0].startswith("quality gate failed: min_cosine")
+        if entry["optimizationLevel"] == "bfloat16":
+            assert entry["quality"]["passed"] is True
+            assert entry["quality"]["value"] >= 0.999
+    rec = search["recommended"]
+    picked = next(r for r in table if r["recommended"])
+    assert rec["options"] == {"batchSize": picked["batchSize"], "gpu": False,
+                              "optimizationLevel": picked["optimizationLevel"]}  # fmt: skip
+    assert picked["throughput"] == max(r["throughput"] for r in table if r["qualified"])
+    # the top level answer is the picked level's benchmark, SPEC's fields intact
+    assert result["config"]["optimizationLevel"] == rec["options"]["optimizationLevel"]
+    assert result["analysis"]["optimal_batch_size"] == rec["options"]["batchSize"]
+    with session_scope() as session:
+        levels = set(session.scalars(
+            select(Metric.optimization_level).where(Metric.job_id == job["jobId"])))  # fmt: skip
+    assert levels == {"none", "bfloat16", "aggressive"}  # each level's rows, labelled
+
+    resp = client.post(
+        "/api/generate?wait=120", json={"modelUrl": minilm.repo_id, "fromBenchmark": job["jobId"]}
+    )
+    assert resp.status_code == 200, resp.get_json()
+    module = yaml.safe_load(resp.get_json()["files"]["module.yaml"])
+    assert module["optimization"]["level"] == rec["options"]["optimizationLevel"]
+    assert module["batching"]["maxBatchSize"] == rec["options"]["batchSize"]
+    assert module["benchmark"]["throughput"] == picked["throughput"]
+
+    # the same search again is answered from the cached per-level measurements
+    again, _ = run(client, body, timeout=120)
+    assert again["result"]["search"]["recommended"]["options"] == rec["options"]
+    assert again["result"]["reusedBatchSizes"] == [1, 4]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"search": "yes"}, "search"),
+        ({"search": True, "optimizationLevels": []}, "optimizationLevels"),
+        ({"search": True, "optimizationLevels": ["turbo"]}, "optimizationLevels.0"),
+        ({"optimizationLevels": ["none", "bfloat16"]}, "optimizationLevels"),
+    ],
+)
+def test_bad_search_requests(client, body, field):
+    resp = client.post("/api/benchmark", json={"modelId": "org/model", **body})
+    err = assert_spec_error(resp, 400, 1003)
+    assert err["details"]["fields"][0]["field"] == field

@@ -148,7 +148,7 @@ def test_every_task_renders_a_valid_bundle(task, gpu):
     assert files["requirements.txt"].endswith("\n")
 
 
-@pytest.mark.parametrize("level", ["none", "standard", "aggressive"])
+@pytest.mark.parametrize("level", ["none", "standard", "aggressive", "bfloat16"])
 def test_dockerfile_shape(level):
     facts = make_facts()
     facts.files = ["config.json", "model.safetensors", "pytorch_model.bin", "onnx/model.onnx"]
@@ -368,6 +368,8 @@ def test_options_fingerprint():
         ("standard", True, ("cuda", "float16", "sdpa", True, "none", False)),
         ("aggressive", False, ("cpu", "float32", "sdpa", True, "dynamic-int8", False)),
         ("aggressive", True, ("cuda", "bfloat16", "sdpa", True, "none", True)),
+        ("bfloat16", False, ("cpu", "bfloat16", "sdpa", True, "none", False)),
+        ("bfloat16", True, ("cuda", "bfloat16", "sdpa", True, "none", False)),
     ],
 )
 def test_optimization_levels_map_to_settings(level, gpu, expected, tmp_path):

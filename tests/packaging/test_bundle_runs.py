@@ -51,6 +51,9 @@ def _png(color: tuple[int, int, int]) -> bytes:
 def bundles(tiny_models, minilm, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     scripts = {"minilm": write_bundle(root / "minilm", facts_for(minilm), GenerateOptions())}
+    scripts["minilm-bfloat16"] = write_bundle(
+        root / "minilm-bfloat16", facts_for(minilm), GenerateOptions(optimizationLevel="bfloat16")
+    )
     for task in SUPPORTED_TASKS:
         options = OTHER_OPTIONS.get(task, GenerateOptions(batchSize=8))
         scripts[task] = write_bundle(root / task, facts_for(tiny_models[task]), options)
@@ -206,6 +209,23 @@ def test_sentence_embeddings_match_sentence_transformers(servers, minilm):
     scores = inference.sentence_similarity(sentences[0], other_sentences=sentences)
     expected = reference.similarity(want[:1], want)[0].tolist()
     assert scores == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_bfloat16_bundle_serves_embeddings_within_the_gate(servers, minilm):
+    """The bfloat16 level on CPU: bfloat16 weights, float32 vectors out, and the same
+    sentences land within the quality gate's 0.999 cosine of sentence-transformers."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    server = servers["minilm-bfloat16"]
+    assert server.health["runtime"]["dtype"] == "bfloat16"
+    sentences = ["A man is eating food.", "A plane is taking off.", "Ein Hund bellt."]
+    want = SentenceTransformer(str(minilm.path), device="cpu").encode(sentences)
+    got = client(server).feature_extraction(sentences)
+    assert got.dtype == np.float32 and got.shape == (3, 384)
+    for vector, expected in zip(got, want, strict=True):
+        cosine = float(vector @ expected / (np.linalg.norm(vector) * np.linalg.norm(expected)))
+        assert 0.999 <= cosine < 1.0  # reduced precision, not float32 under another name
 
 
 def test_question_answering_follows_the_pipeline_rules(servers, tiny_models):
