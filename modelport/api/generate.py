@@ -112,6 +112,8 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
     row = next((r for r in result.get("details") or [] if r.get("batchSize") == size), {})
     device = (result.get("config") or {}).get("device") or params.get("device") or "cpu"
     level = (result.get("config") or {}).get("optimizationLevel") or params["optimizationLevel"]
+    if search is not None:
+        level = search["recommended"]["options"]["optimizationLevel"]
     options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level)
     provenance = {
         "jobId": job_id,

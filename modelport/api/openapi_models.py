@@ -71,6 +71,47 @@ class BenchmarkAnalysis(BaseModel):
     resource_recommendations: list[str]
 
 
+class SearchConfiguration(BaseModel):
+    """One measured (optimizationLevel, batchSize) of a search."""
+
+    model_config = Open
+
+    optimizationLevel: str
+    batchSize: int
+    throughput: float
+    latencyP95Ms: float
+    memoryMb: float | None
+    costPerMillion: float | None
+    quality: dict[str, Any]
+    qualified: bool
+    rejectedBecause: list[str]
+    pareto: bool
+    recommended: bool
+
+
+class SearchRecommendation(BaseModel):
+    model_config = Open
+
+    options: dict[str, Any] = Field(description="the exact options for POST /api/generate")
+    throughput: float
+    latencyP95Ms: float
+    speedupVsDefault: float | None
+
+
+class BenchmarkSearch(BaseModel):
+    """A configuration search's table (request `search: true`); the answer's other fields
+    are the recommended level's benchmark."""
+
+    model_config = Open
+
+    levels: list[str]
+    objective: dict[str, Any]
+    default: dict[str, Any] | None
+    configurations: list[SearchConfiguration]
+    recommended: SearchRecommendation | None
+    sentence: str
+
+
 class BenchmarkResponse(BaseModel):
     """SPEC's benchmark result; `details`, `reusedBatchSizes` and more are additive."""
 
@@ -78,6 +119,7 @@ class BenchmarkResponse(BaseModel):
 
     results: BenchmarkResults
     analysis: BenchmarkAnalysis
+    search: BenchmarkSearch | None = None
 
 
 class MonitorResponse(BaseModel):

@@ -48,6 +48,11 @@ def add_parsers(sub) -> None:
     gen.add_argument("--memory", help="Kubernetes quantity, e.g. 2Gi")
     gen.add_argument("--gpu", action="store_true", help="a CUDA bundle")
     gen.add_argument("--optimization-level", choices=OPTIMIZATION_LEVELS)
+    gen.add_argument(
+        "--from-benchmark",
+        metavar="JOB",
+        help="the options a succeeded benchmark or search recommends (instead of the above)",
+    )
     gen.add_argument("--force", action="store_true", help="overwrite files that differ")
     gen.set_defaults(handler=generate)
 
@@ -60,6 +65,15 @@ def add_parsers(sub) -> None:
     bench.add_argument("--device", choices=("auto", "cpu", "gpu"))
     bench.add_argument("--optimization-level", choices=OPTIMIZATION_LEVELS)
     bench.add_argument("--slo-ms", type=float, help="p95 latency objective in ms")
+    bench.add_argument(
+        "--search",
+        action="store_true",
+        help="search the optimization levels too: a table behind the quality gate, and the "
+        "configuration to generate",
+    )
+    bench.add_argument(
+        "--levels", type=_str_list, metavar="standard,bfloat16", help="the levels to search"
+    )
     bench.set_defaults(handler=benchmark)
 
     mon = sub.add_parser("monitor", help="statistics and recommendations for a model", **kw)
@@ -114,9 +128,12 @@ def generate(client: Client, args) -> int:
         gpu=True if args.gpu else None,
         optimizationLevel=args.optimization_level,
     )
-    result, job = _run_job(
-        client, "/api/generate", {"modelUrl": args.model_url, "options": options}
-    )
+    body: dict = {"modelUrl": args.model_url, "options": options}
+    if args.from_benchmark:
+        if options:
+            raise UsageError("give either --from-benchmark or options, not both")
+        body = {"modelUrl": args.model_url, "fromBenchmark": args.from_benchmark}
+    result, job = _run_job(client, "/api/generate", body)
     if result is None:
         return _job_failed(job)
     files = result["files"]
@@ -170,6 +187,8 @@ def benchmark(client: Client, args) -> int:
         device=args.device,
         optimizationLevel=args.optimization_level,
         latencySloMs=args.slo_ms,
+        search=True if args.search or args.levels else None,
+        optimizationLevels=args.levels,
     )
     result, job = _run_job(client, "/api/benchmark", body)
     if result is None:
@@ -177,6 +196,8 @@ def benchmark(client: Client, args) -> int:
     if args.json:
         _print_json(result)
         return OK
+    if result.get("search"):
+        return _print_search(result["search"], args.model, job)
     rows = result.get("details") or _rows_from_results(result, args.batch_sizes)
     render.table(
         ["batch", "status", "samples/s", "p50 ms", "p95 ms", "peak MB", "$/1M"],
@@ -192,6 +213,37 @@ def benchmark(client: Client, args) -> int:
     for rec in analysis.get("resource_recommendations", []):
         print(f"- {rec}")
     return OK
+
+
+def _print_search(search: dict, model: str, job: dict | None) -> int:
+    """The search's table, fastest first: * recommended, + on the Pareto front."""
+    render.table(
+        ["", "level", "batch", "samples/s", "p95 ms", "peak MB", "$/1M", "quality", "why not"],
+        [
+            ["*" if c["recommended"] else "+" if c["pareto"] else "", c["optimizationLevel"],
+             c["batchSize"], c["throughput"], c["latencyP95Ms"], c["memoryMb"],
+             c["costPerMillion"], _quality(c["quality"]), "; ".join(c["rejectedBecause"])]
+            for c in search["configurations"]
+        ],
+    )  # fmt: skip
+    print("\n* recommended   + Pareto front (throughput, p95, memory, cost)")
+    print(search["sentence"])
+    if search.get("recommended") and job:
+        print(
+            f"\ngenerate this: modelport generate {model} --from-benchmark {job['jobId']} --out DIR"
+        )
+    return OK
+
+
+def _quality(cell: dict) -> str:
+    if cell.get("metric") == "reference":
+        return "reference"
+    if cell.get("passed") is None:
+        return "skipped"
+    mark = "pass" if cell.get("passed") else "FAIL"
+    value = cell.get("value")
+    shown = f"{value:.4f}" if isinstance(value, float) else render.fmt(value)
+    return f"{mark} {cell.get('metric')} {shown}"
 
 
 def monitor(client: Client, args) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,51 @@ def test_benchmark_table_and_json(api_url, worker, minilm):
     result = json.loads(as_json.stdout)
     assert result["analysis"]["optimal_batch_size"] in (1, 2)
     assert len(result["results"]["throughput"]) == 2
+
+
+def test_benchmark_search_table_then_generate_this(api_url, worker, minilm, tmp_path):
+    """--search prints the table (recommended and Pareto marked, rejections said) and the
+    command that generates the pick; that command writes the recommended bundle. On a noisy
+    machine every row may be unstable: then nothing is recommended and generate says so."""
+    import yaml
+
+    args = ["benchmark", minilm.repo_id, "--search", "--levels", "aggressive",
+            "--batch-sizes", "1,2", "--iterations", "20", "--warmup", "2",
+            "--sequence-length", "8", "--device", "cpu"]  # fmt: skip
+    proc = cli(*args, url=api_url)
+    assert proc.returncode == 0, proc.stderr
+    job_id = re.search(r"^job (\S+)$", proc.stderr, re.M).group(1)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["level", "batch", "samples/s"]
+    rows = lines[1 : lines.index("")]
+    levels = [line.lstrip("*+ ").split()[0] for line in rows]
+    assert sorted(levels) == ["aggressive", "aggressive", "none", "none"]
+    failed = [line for line in rows if "FAIL min_cosine 0.9" in line]
+    assert len(failed) == 2 and all("quality gate failed" in line for line in failed)
+    assert all(" reference" in line for line in rows if line.lstrip("*+ ").startswith("none"))
+    picked = [line for line in rows if line.startswith("*")]
+    out = tmp_path / "bundle"
+    made = cli("generate", minilm.repo_id, "--from-benchmark", job_id, "--out", str(out),
+               url=api_url)  # fmt: skip
+    if picked:
+        assert len(picked) == 1 and picked[0].split()[1] == "none"  # int8 failed the gate
+        assert lines[-1] == (
+            f"generate this: modelport generate {minilm.repo_id} --from-benchmark {job_id} "
+            "--out DIR"
+        )
+        assert made.returncode == 0, made.stderr
+        module = yaml.safe_load((out / "module.yaml").read_text())
+        assert module["optimization"]["level"] == "none"
+        assert module["batching"]["maxBatchSize"] == int(picked[0].split()[2])
+        assert module["benchmark"]["jobId"] == job_id
+    else:
+        assert all("not stable" in line for line in rows), proc.stdout
+        assert not any(line.startswith("generate this") for line in lines)
+        assert made.returncode == 1 and "found no configuration to recommend" in made.stderr
+        assert not out.exists()
+    both = cli("generate", minilm.repo_id, "--from-benchmark", job_id, "--batch-size", "4",
+               "--out", str(out), url=api_url)  # fmt: skip
+    assert both.returncode == 2 and "either --from-benchmark or options" in both.stderr
 
 
 def test_jobs_list_show_cancel(api_url, worker, tiny_models, platform_env):
