@@ -98,6 +98,7 @@ _ROW_KEYS = {
     "cost_per_inference": "costPerInference",
     "cost_per_million": "costPerMillion",
     "iterations": "iterations",
+    "windows": "windows",
     "warmup": "warmup",
     "sequence_length": "sequenceLength",
 }
@@ -123,7 +124,8 @@ class BatchResult:
     decode_tokens_per_s: float | None = None
     cost_per_inference: float | None = None
     cost_per_million: float | None = None
-    iterations: int = 0  # timed iterations actually run
+    iterations: int = 0  # timed iterations actually run (in the reported window)
+    windows: int = 0  # timed windows run until one was stable (at most runner.MAX_WINDOWS)
     warmup: int = 0
     sequence_length: int | None = None  # the input length used (models may cap the request)
 
@@ -144,6 +146,7 @@ class BatchResult:
             count = data.get("iterations") or 0
             values["latency"] = LatencyStats(**latency, count=count)
         values.setdefault("iterations", 0)
+        values["windows"] = values.get("windows") or 0
         values.setdefault("warmup", 0)
         return cls(**values)
 

@@ -166,3 +166,35 @@ def test_cost_is_priced_on_the_cores_the_sweep_ran_on(minilm_facts, cache, monke
     assert report.device["usdPerHour"] == pytest.approx(ran_on * 0.05)
     assert row.cost_per_inference == pytest.approx(ran_on * 0.05 / 3600 / row.throughput)
     assert report.device["priceBasis"].startswith(f"{ran_on} cores x")
+
+
+def test_an_unstable_window_is_measured_again_and_the_quietest_reported(minilm_facts):
+    """perf_analyzer-style: a window whose spread fails the stability rule is timed again (at
+    most MAX_WINDOWS); the first stable window, else the least spread one, is reported."""
+    import time
+
+    from modelport.benchmarking.report import BatchResult, LatencyStats
+    from modelport.benchmarking.runner import MAX_WINDOWS, _Sweep
+
+    config = BenchmarkConfig(batch_sizes=[1], iterations=10, warmup=0, cpu_cores=1.0)
+    sweep = _Sweep(minilm_facts, config, None, ())
+    calls = []
+
+    def step():  # the first window alternates 1 ms and 8 ms; later ones are steady 3 ms
+        calls.append(1)
+        time.sleep(0.008 if len(calls) <= 10 and len(calls) % 2 else 0.001)
+        if len(calls) > 10:
+            time.sleep(0.002)
+
+    row = BatchResult(1)
+    spans = sweep._stable_window(step, row, None, None)
+    assert 2 <= row.windows <= MAX_WINDOWS and len(calls) == 10 * row.windows
+    assert len(spans) == 10
+    noisy = LatencyStats.from_samples([8.0, 1.0] * 5)
+    assert LatencyStats.from_samples(spans).cv < noisy.cv / 2  # not the first window
+
+    few = BenchmarkConfig(batch_sizes=[1], iterations=2, warmup=0, cpu_cores=1.0)
+    calls.clear()
+    short = BatchResult(1)
+    _Sweep(minilm_facts, few, None, ())._stable_window(step, short, None, None)
+    assert short.windows == 1 and len(calls) == 2  # 2 iterations can never be stable

@@ -155,6 +155,7 @@ async function runJob(path, body, box) {
   }
   let job = first.data;
   const jobId = job.jobId;
+  box.dataset.jobId = jobId;
   showProgress(box, job);
   const onProgress = (data) => {
     if (data.jobId === jobId) showProgress(box, { ...data, jobId });
@@ -189,8 +190,9 @@ function formData(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
-async function withButton(form, action) {
-  const button = form.querySelector("button");
+async function withButton(formOrButton, action) {
+  const button =
+    formOrButton.tagName === "BUTTON" ? formOrButton : formOrButton.querySelector("button");
   button.disabled = true;
   try {
     await action();
@@ -236,7 +238,11 @@ $("#generate-form").addEventListener("submit", (event) => {
   };
   showError("#generate-error", null);
   $("#generate-result").hidden = true;
-  withButton(form, async () => {
+  generateBundle(body, form.querySelector("button"));
+});
+
+function generateBundle(body, button) {
+  withButton(button, async () => {
     try {
       const result = await runJob("/api/generate", body, $("#generate-job"));
       const validation = result.validation || {};
@@ -253,7 +259,7 @@ $("#generate-form").addEventListener("submit", (event) => {
       showError("#generate-error", error);
     }
   });
-});
+}
 
 /* ------------------------------------------------------------------ benchmark */
 
@@ -283,9 +289,14 @@ $("#benchmark-form").addEventListener("submit", (event) => {
     warmup: Number(values.warmup),
     sequenceLength: Number(values.sequenceLength),
     device: values.device,
+    optimizationLevel: values.optimizationLevel,
   };
+  if (values.latencySloMs) body.latencySloMs = Number(values.latencySloMs);
+  if (form.search.checked) body.search = true;
   showError("#benchmark-error", null);
   $("#benchmark-result").hidden = true;
+  $("#search-result").hidden = true;
+  delete $("#benchmark-job").dataset.jobId;
   withButton(form, async () => {
     try {
       const result = await runJob("/api/benchmark", body, $("#benchmark-job"));
@@ -298,10 +309,56 @@ $("#benchmark-form").addEventListener("submit", (event) => {
       barChart("chart-memory", sizes, r.memory_usage || [], "Peak memory", "MB");
       barChart("chart-cost", sizes, r.cost_per_inference || [], "Cost per inference", "USD");
       fillList("#benchmark-recommendations", analysis.resource_recommendations || [], "None.");
+      if (result.search) showSearch(result.search, body.modelId, $("#benchmark-job").dataset.jobId);
     } catch (error) {
       showError("#benchmark-error", error);
     }
   });
+});
+
+function qualityText(cell) {
+  if (cell.metric === "reference") return "float32 reference";
+  if (cell.passed === null || cell.passed === undefined) return "skipped";
+  const value = typeof cell.value === "number" ? cell.value.toFixed(4) : cell.value;
+  return `${cell.passed ? "passed" : "FAILED"}: ${cell.metric} ${value}`;
+}
+
+/* A search's table, fastest first, and "generate this" for its recommendation. */
+function showSearch(search, modelId, jobId) {
+  const rows = $("#search-table tbody");
+  rows.replaceChildren();
+  for (const c of search.configurations) {
+    const tr = el("tr");
+    if (c.recommended) tr.className = "recommended";
+    else if (!c.qualified) tr.className = "rejected";
+    tr.append(
+      el("td", c.recommended ? "\u2605" : c.pareto ? "\u25C6" : ""),
+      el("td", c.optimizationLevel),
+      el("td", String(c.batchSize), "num"),
+      el("td", fmt(c.throughput, 1), "num"),
+      el("td", fmt(c.latencyP95Ms, 1), "num"),
+      el("td", fmt(c.memoryMb, 0), "num"),
+      el("td", c.costPerMillion == null ? "-" : c.costPerMillion.toPrecision(3), "num"),
+      el("td", qualityText(c.quality), c.quality.passed === false ? "fail" : ""),
+      el("td", c.rejectedBecause.join("; "), "why"),
+    );
+    rows.append(tr);
+  }
+  $("#search-sentence").textContent = search.sentence;
+  const button = $("#generate-this");
+  button.hidden = !(search.recommended && jobId);
+  button.dataset.modelId = modelId;
+  button.dataset.jobId = jobId || "";
+  $("#search-result").hidden = false;
+}
+
+$("#generate-this").addEventListener("click", (event) => {
+  const button = event.target;
+  const body = { modelUrl: button.dataset.modelId, fromBenchmark: button.dataset.jobId };
+  showError("#generate-error", null);
+  $("#generate-result").hidden = true;
+  $("#generate").scrollIntoView();
+  generateBundle(body, button);
 });
 
 /* ------------------------------------------------------------------ monitoring */
