@@ -37,10 +37,12 @@ def benchmark():
         "latencySloMs": req.latencySloMs,
         "maxNewTokens": req.maxNewTokens,
     }
+    if req.servedConcurrency:
+        params["servedConcurrency"] = req.servedConcurrency
     params["configKey"] = benchmark_config_key(ref.revision_or_default, params)
     if req.search:
         params.update(search_params(req, device, ref.revision_or_default, params))
-    else:
+    elif not req.servedConcurrency:  # the served path is measured each time
         from modelport.benchmarking.cached import cached_answer
 
         cached = cached_answer(params, settings)

@@ -120,6 +120,12 @@ class BenchmarkResponse(BaseModel):
     results: BenchmarkResults
     analysis: BenchmarkAnalysis
     search: BenchmarkSearch | None = None
+    served: dict[str, Any] | None = Field(
+        None,
+        description="the bundle's own server driven at each requested concurrency "
+        "(servedConcurrency): levels[] with throughput, latencyMs, errors; addedP50Ms and "
+        "throughputVsInProcess against the in-process figures",
+    )
 
 
 class MonitorResponse(BaseModel):

@@ -43,6 +43,7 @@ class LoadedModel:
     nbytes: int = 0
     eager_forward: Any = None  # the forward before torch.compile, for FLOP counting
     engine: Any = None  # the runtime engine (modelport.runtime.engine.Engine) that loaded it
+    folder: str | None = None  # the model folder it was loaded from
 
     @property
     def generative(self) -> bool:
@@ -156,7 +157,8 @@ def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
     config = runtime_config(facts, options)
     if facts.local_path and os.path.isdir(facts.local_path):
         config = replace(config, model_path=facts.local_path)
-    engine = load_engine(config, model_path(config))
+    folder = model_path(config)
+    engine = load_engine(config, folder)
     if config.sentence_transformers:
         kind = "sentence-transformers"
     elif facts.task == "image-classification":
@@ -169,6 +171,7 @@ def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
         options.optimization(), backend.applied, engine=engine,
     )  # fmt: skip
     loaded.eager_forward = backend.eager_forward
+    loaded.folder = folder
     loaded.nbytes = module_bytes(engine.model)
     return loaded
 

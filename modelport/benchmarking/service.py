@@ -7,6 +7,7 @@ and one `events` row for the run, and compares cost with the other device's late
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,7 @@ from modelport.packaging.facts import resolve
 from modelport.packaging.generate import model_info
 
 Progress = Callable[[float, str], None]
+log = logging.getLogger(__name__)
 
 
 def benchmark_model(
@@ -86,7 +88,32 @@ def benchmark_model(
         outcome.apply_now()
     spec = report.to_spec()
     spec["reusedBatchSizes"] = sorted(reused)
+    concurrency = params.get("servedConcurrency")
+    if concurrency and report.optimal_batch_size is not None:
+        progress(0.96, "serving the bundle")
+        spec["served"] = served_section(
+            facts, config, report.rows, report.optimal_batch_size, concurrency
+        )
     return spec
+
+
+def served_section(facts, config, rows, batch_size: int, concurrency: list[int]) -> dict:
+    """The bundle's server at `batch_size`, driven at each concurrency (served.py); a server
+    that cannot start is reported here, the in-process figures stand."""
+    from modelport.benchmarking.modelcache import default_cache
+    from modelport.benchmarking.runner import threads_for
+    from modelport.benchmarking.served import measure_served
+    from modelport.core.errors import BenchmarkFailed
+
+    loaded = default_cache().get(facts, config.device, config.optimization_level)
+    try:
+        return measure_served(
+            facts, config, loaded, loaded.folder or "", batch_size=batch_size,
+            concurrency=concurrency, threads=threads_for(config.cpu_cores), rows=rows,
+        )  # fmt: skip
+    except BenchmarkFailed as exc:
+        log.warning("served benchmark of %s failed: %s", facts.repo_id, exc.message)
+        return {"maxBatchSize": batch_size, "error": exc.message}
 
 
 def search_model(
@@ -110,6 +137,7 @@ def search_model(
             progress((index + fraction) / len(levels), f"{level}: {stage}")
 
         one = {**params, "optimizationLevel": level, "configKey": keys.get(level)}
+        one.pop("servedConcurrency", None)  # served once, for the recommendation
         reports[level] = benchmark_model(one, step, job_id, outcome)
     settings = get_settings()
     search = summarize(
@@ -120,7 +148,17 @@ def search_model(
     )
     picked = search["recommended"]
     level = picked["options"]["optimizationLevel"] if picked else levels[0]
-    return {**reports[level], "search": search}
+    answer = {**reports[level], "search": search}
+    concurrency = params.get("servedConcurrency")
+    if picked and concurrency:
+        progress(0.97, "serving the recommended configuration")
+        facts = resolve(ModelRef(params["repoId"], params.get("revision")),
+                        endpoint=settings.HF_ENDPOINT, token=settings.HF_TOKEN)  # fmt: skip
+        config = replace(config_from(params, settings), optimization_level=level)
+        rows = [BatchResult.from_dict(r) for r in reports[level].get("details") or []]
+        size = picked["options"]["batchSize"]
+        answer["served"] = served_section(facts, config, rows, size, concurrency)
+    return answer
 
 
 def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, job_id) -> None:

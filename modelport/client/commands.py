@@ -74,6 +74,12 @@ def add_parsers(sub) -> None:
     bench.add_argument(
         "--levels", type=_str_list, metavar="standard,bfloat16", help="the levels to search"
     )
+    bench.add_argument(
+        "--served",
+        type=_int_list,
+        metavar="1,4,16",
+        help="also serve the bundle and drive it with this many concurrent clients each",
+    )
     bench.set_defaults(handler=benchmark)
 
     mon = sub.add_parser("monitor", help="statistics and recommendations for a model", **kw)
@@ -189,6 +195,7 @@ def benchmark(client: Client, args) -> int:
         latencySloMs=args.slo_ms,
         search=True if args.search or args.levels else None,
         optimizationLevels=args.levels,
+        servedConcurrency=args.served,
     )
     result, job = _run_job(client, "/api/benchmark", body)
     if result is None:
@@ -197,7 +204,9 @@ def benchmark(client: Client, args) -> int:
         _print_json(result)
         return OK
     if result.get("search"):
-        return _print_search(result["search"], args.model, job)
+        _print_search(result["search"], args.model, job)
+        _print_served(result.get("served"))
+        return OK
     rows = result.get("details") or _rows_from_results(result, args.batch_sizes)
     render.table(
         ["batch", "status", "samples/s", "p50 ms", "p95 ms", "peak MB", "$/1M"],
@@ -212,10 +221,33 @@ def benchmark(client: Client, args) -> int:
     print(f"\noptimal batch size: {analysis.get('optimal_batch_size')}")
     for rec in analysis.get("resource_recommendations", []):
         print(f"- {rec}")
+    _print_served(result.get("served"))
     return OK
 
 
-def _print_search(search: dict, model: str, job: dict | None) -> int:
+def _print_served(served: dict | None) -> None:
+    """The bundle's server at each concurrency, and what it adds over in-process."""
+    if not served:
+        return
+    print(f"\nserved (the bundle's server, max batch size {served['maxBatchSize']}):")
+    if served.get("error"):
+        print(f"  not measured: {served['error']}")
+        return
+    render.table(
+        ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+        [
+            [lv["concurrency"], lv["requests"], lv["errors"], lv["throughput"],
+             *((lv["latencyMs"] or {}).get(k) for k in ("p50", "p95", "p99"))]
+            for lv in served["levels"]
+        ],
+    )  # fmt: skip
+    print(
+        f"server adds {render.fmt(served.get('addedP50Ms'))} ms p50 to a single predict; best "
+        f"served throughput is {render.fmt(served.get('throughputVsInProcess'))}x in-process"
+    )
+
+
+def _print_search(search: dict, model: str, job: dict | None) -> None:
     """The search's table, fastest first: * recommended, + on the Pareto front."""
     render.table(
         ["", "level", "batch", "samples/s", "p95 ms", "peak MB", "$/1M", "quality", "why not"],
@@ -232,7 +264,6 @@ def _print_search(search: dict, model: str, job: dict | None) -> int:
         print(
             f"\ngenerate this: modelport generate {model} --from-benchmark {job['jobId']} --out DIR"
         )
-    return OK
 
 
 def _quality(cell: dict) -> str:

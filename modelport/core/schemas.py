@@ -104,6 +104,7 @@ MAX_ITERATIONS = 10_000
 MAX_WARMUP = 1_000
 MAX_SEQUENCE_LENGTH = 8192
 MAX_NEW_TOKENS = 512
+MAX_SERVED_CONCURRENCY = 64
 
 
 class BenchmarkRequest(BaseModel):
@@ -122,6 +123,9 @@ class BenchmarkRequest(BaseModel):
     # device's candidates), each over batchSizes, behind the quality gate
     search: StrictBool = False
     optimizationLevels: list[Level] | None = Field(None, min_length=1, max_length=4)
+    # the served path (benchmarking/served.py): the bundle's server driven by this many
+    # concurrent clients each, after the in-process sweep (a search: its recommendation)
+    servedConcurrency: list[StrictInt] | None = Field(None, min_length=1, max_length=4)
     latencySloMs: float | None = Field(None, gt=0, le=3_600_000)
     maxNewTokens: StrictInt = Field(16, ge=1, le=MAX_NEW_TOKENS)
 
@@ -135,6 +139,18 @@ class BenchmarkRequest(BaseModel):
                 )
         if len(set(value)) != len(value):
             raise ValueError("batch sizes must not repeat")
+        return value
+
+    @field_validator("servedConcurrency")
+    @classmethod
+    def _concurrency(cls, value: list[int] | None) -> list[int] | None:
+        for level in value or []:
+            if not 1 <= level <= MAX_SERVED_CONCURRENCY:
+                raise ValueError(
+                    f"each concurrency must be between 1 and {MAX_SERVED_CONCURRENCY} (got {level})"
+                )
+        if value and len(set(value)) != len(value):
+            raise ValueError("concurrency levels must not repeat")
         return value
 
     @field_validator("optimizationLevels")

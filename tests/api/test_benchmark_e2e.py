@@ -357,3 +357,26 @@ def test_generate_takes_a_search_recommendation_and_refuses_an_empty_one(
         "found no configuration to recommend: No configuration qualified: noisy."
         in (err["message"])
     )
+
+
+def test_served_concurrency_drives_the_bundle_server(client, worker, tiny_models):
+    """servedConcurrency: after the sweep the worker serves the bundle at the optimal batch
+    size and drives it; each run measures it again (never answered from the cache)."""
+    model = tiny_models["text-classification"].repo_id
+    body = {"modelId": model, "batchSizes": [1, 2], "iterations": 4, "warmup": 1,
+            "sequenceLength": 8, "device": "cpu", "servedConcurrency": [1, 3]}  # fmt: skip
+    for _attempt in range(2):
+        job, seen = run(client, body)
+        assert job["status"] == "succeeded", job
+        assert any(stage == "serving the bundle" for _, stage in seen)
+        served = job["result"]["served"]
+        assert served["maxBatchSize"] == job["result"]["analysis"]["optimal_batch_size"]
+        assert [level["concurrency"] for level in served["levels"]] == [1, 3]
+        assert [level["requests"] for level in served["levels"]] == [4, 12]
+        assert all(level["errors"] == 0 for level in served["levels"])
+        assert isinstance(served["addedP50Ms"], float)
+    assert job["result"]["reusedBatchSizes"] == [1, 2]  # the in-process rows were reused
+    bad = client.post("/api/benchmark", json={**body, "servedConcurrency": [0]})
+    assert_spec_error(bad, 400, 1003)
+    bad = client.post("/api/benchmark", json={**body, "servedConcurrency": [2, 2]})
+    assert_spec_error(bad, 400, 1003)

@@ -1,0 +1,272 @@
+"""The served path: the bundle's own HTTP server, driven at several concurrency levels.
+
+What users call is not `engine.predict` but `run_inference.py --serve`: HTTP, JSON, the
+dynamic batcher and its delay. After the in-process sweep, the worker renders the bundle of
+the configuration it measured (level, device, the chosen batch size as the server's maximum
+batch size), starts its server on a free loopback port with the weights it already has
+(MODEL_PATH, HF_HUB_OFFLINE=1, the sweep's torch threads) and, as perf_analyzer drives
+Triton, sends one-input requests from `c` concurrent keep-alive clients for each `c` asked:
+`warmup` untimed then `iterations` timed requests per client (at most MAX_WARMUP and
+MAX_REQUESTS / c). Per level: requests/s (one
+sample each), latency mean/p50/p95/p99 per request, errors. Against the in-process figures of
+the same run: the p50 the server adds to a single-input predict at concurrency 1, and the best
+served throughput over the best in-process throughput at batch sizes up to the server's.
+
+The load generator shares the machine with the server (threads in the worker process, mostly
+waiting on sockets), as perf_analyzer does when run beside the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from modelport.benchmarking.config import BenchmarkConfig
+from modelport.benchmarking.inputs import QUESTION, SENTENCE
+from modelport.benchmarking.modelcache import LoadedModel
+from modelport.benchmarking.report import BatchResult, LatencyStats
+from modelport.core.errors import BenchmarkFailed
+from modelport.packaging.facts import ModelFacts
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+MAX_REQUESTS = 2000  # timed requests per concurrency level, at most
+MAX_WARMUP = 5  # untimed requests per client, at most
+LABELS = ["animals", "politics", "sports"]
+
+
+def measure_served(
+    facts: ModelFacts,
+    config: BenchmarkConfig,
+    loaded: LoadedModel,
+    model_folder: str,
+    *,
+    batch_size: int,
+    concurrency: list[int],
+    threads: int,
+    rows: list[BatchResult],
+) -> dict[str, Any]:
+    """Serve the measured configuration and drive it; the additive `served` section."""
+    from modelport.packaging.bundle import render_bundle
+    from modelport.packaging.options import GenerateOptions
+
+    options = GenerateOptions(
+        batchSize=batch_size,
+        gpu=config.device == "cuda",
+        optimizationLevel=config.optimization_level,
+    )
+    body, content_type = request_body(loaded, config.sequence_length, config.max_new_tokens)
+    with tempfile.TemporaryDirectory(prefix="modelport-served-") as folder:
+        for name, text in render_bundle(facts, options).items():
+            path = Path(folder) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        with BundleProcess(Path(folder) / "run_inference.py", model_folder, threads) as server:
+            started = time.perf_counter()
+            server.wait_ready(READY_TIMEOUT_S)
+            ready_s = time.perf_counter() - started
+            levels = [
+                drive(
+                    server.url, body, content_type, c, min(config.warmup, MAX_WARMUP),
+                    max(1, min(config.iterations, MAX_REQUESTS // c)),
+                )
+                for c in concurrency
+            ]  # fmt: skip
+    return {
+        "maxBatchSize": batch_size,
+        "maxDelayMs": options.max_delay_ms,
+        "readyS": round(ready_s, 2),
+        "levels": levels,
+        **overhead(levels, rows, batch_size),
+    }
+
+
+def overhead(levels: list[dict[str, Any]], rows: list[BatchResult], batch_size: int) -> dict:
+    """What the server costs against the in-process figures of the same run."""
+    measured = {r.batch_size: r for r in rows if r.measured}
+    served = [level for level in levels if level["throughput"]]
+    out: dict[str, Any] = {"addedP50Ms": None, "throughputVsInProcess": None}
+    single = next((level for level in served if level["concurrency"] == 1), None)
+    one = measured.get(1)
+    if single is not None and one is not None and one.latency is not None:
+        out["addedP50Ms"] = single["latencyMs"]["p50"] - one.latency.p50
+    best_in = max(
+        (r.throughput or 0.0 for size, r in measured.items() if size <= batch_size), default=0.0
+    )
+    if served and best_in > 0:
+        out["throughputVsInProcess"] = max(level["throughput"] for level in served) / best_in
+    return out
+
+
+def request_body(loaded: LoadedModel, length: int, max_new_tokens: int) -> tuple[bytes, str]:
+    """One input for the task, about `length` tokens long (images: the processor's size)."""
+    import json
+
+    if loaded.kind == "image":
+        return _png(loaded), "image/png"
+    text = text_of_length(loaded.processor, length)
+    task = loaded.task
+    payload: dict[str, Any] = {"inputs": text}
+    if task == "question-answering":
+        payload = {"inputs": {"question": QUESTION, "context": text}}
+    elif task == "zero-shot-classification":
+        payload["parameters"] = {"candidate_labels": LABELS}
+    elif task == "fill-mask":
+        mask = getattr(loaded.processor, "mask_token", None) or "[MASK]"
+        payload["inputs"] = f"{text} {mask}."
+    elif loaded.generative:
+        payload["parameters"] = {"max_new_tokens": max_new_tokens, "do_sample": False}
+    return json.dumps(payload).encode(), "application/json"
+
+
+def text_of_length(tokenizer: Any, length: int) -> str:
+    """Text that tokenizes to about `length` tokens with the special tokens added."""
+    ids = tokenizer(SENTENCE * (length // 8 + 2), add_special_tokens=False)["input_ids"]
+    return str(tokenizer.decode(ids[: max(1, length - 2)])).strip()
+
+
+def _png(loaded: LoadedModel) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def drive(
+    url: str, body: bytes, content_type: str, concurrency: int, warmup: int, count: int
+) -> dict[str, Any]:
+    """`concurrency` keep-alive clients, each `warmup` untimed then `count` timed requests."""
+    import requests
+
+    spans: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(concurrency + 1)
+
+    def client() -> None:
+        with requests.Session() as session:
+            headers = {"Content-Type": content_type}
+
+            def send() -> float | None:
+                began = time.perf_counter_ns()
+                try:
+                    answer = session.post(url, data=body, headers=headers,
+                                          timeout=REQUEST_TIMEOUT_S)  # fmt: skip
+                except requests.RequestException as exc:
+                    with lock:
+                        errors.append(type(exc).__name__)
+                    return None
+                took = (time.perf_counter_ns() - began) / 1e6
+                if answer.status_code != 200:
+                    with lock:
+                        errors.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                    return None
+                return took
+
+            for _ in range(warmup):
+                send()
+            start.wait()
+            mine = [t for t in (send() for _ in range(count)) if t is not None]
+            with lock:
+                spans.extend(mine)
+
+    workers = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - began
+    level: dict[str, Any] = {
+        "concurrency": concurrency,
+        "requests": len(spans),
+        "errors": len(errors),
+        "throughput": len(spans) / seconds if spans and seconds > 0 else None,
+        "latencyMs": LatencyStats.from_samples(spans).to_dict() if spans else None,
+    }
+    if errors:
+        level["firstError"] = errors[0]
+    return level
+
+
+class BundleProcess:
+    """`python run_inference.py --serve` on a free loopback port, in its own process group."""
+
+    def __init__(self, script: Path, model_folder: str, threads: int) -> None:
+        from modelport.localredis import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = script.parent / "server.log"
+        env = {
+            **os.environ,
+            "MODEL_PATH": model_folder,
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with self.log_path.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, script.name, "--serve", "--host", "127.0.0.1",
+                 "--port", str(self.port)],
+                cwd=script.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def __enter__(self) -> BundleProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchmarkFailed(
+                    f"the bundle's server exited with {self.proc.returncode} before it was "
+                    f"ready: {self.tail()}"
+                )
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/ready", timeout=5).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise BenchmarkFailed(f"the bundle's server was not ready within {timeout:g} s")
+
+    def tail(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+            return lines[-1][:300] if lines else "(no output)"
+        return "(no output)"
+
+    def stop(self) -> None:
+        """SIGTERM (the server drains), then SIGKILL for the whole group."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

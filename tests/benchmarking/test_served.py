@@ -1,0 +1,91 @@
+"""The served path (benchmarking/served.py): the bundle's own server, started on loopback by
+the benchmark and driven at several concurrency levels, for every kind of request body."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelport.benchmarking import BenchmarkConfig, run_benchmark
+from modelport.benchmarking.modelcache import ModelCache
+from modelport.benchmarking.served import measure_served, request_body, text_of_length
+from modelport.core.modelref import ModelRef
+from modelport.packaging.facts import resolve
+
+GiB = 2**30
+TASKS = ["question-answering", "zero-shot-classification", "fill-mask", "text-generation",
+         "image-classification", "token-classification", "summarization"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return ModelCache(4 * GiB)
+
+
+def _served(model, cache, concurrency, **config):
+    facts = resolve(ModelRef(model.repo_id))
+    config = BenchmarkConfig(
+        batch_sizes=[1, 2], iterations=config.get("iterations", 4), warmup=1,
+        sequence_length=config.get("length", 16), max_new_tokens=4,
+        max_memory_bytes=16 * GiB, cpu_cores=1.0,
+    )  # fmt: skip
+    report = run_benchmark(facts, config, cache=cache)
+    loaded = cache.get(facts, "cpu", config.optimization_level)
+    return report, measure_served(
+        facts, config, loaded, loaded.folder, batch_size=2, concurrency=concurrency,
+        threads=1, rows=report.rows,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_is_served_and_answered(tiny_models, cache, task):
+    _, served = _served(tiny_models[task], cache, [2])
+    (level,) = served["levels"]
+    assert level["errors"] == 0, level.get("firstError")
+    assert level["concurrency"] == 2 and level["requests"] == 8  # 2 clients x 4
+    assert level["throughput"] > 0 and level["latencyMs"]["p50"] > 0
+    assert served["maxBatchSize"] == 2 and served["readyS"] > 0
+
+
+def test_minilm_served_against_in_process(minilm, cache):
+    """One and four clients on the real MiniLM: the server adds latency to a single predict
+    (positive, bounded) and four clients get more throughput than one."""
+    report, served = _served(minilm, cache, [1, 4], iterations=20, length=32)
+    one, four = served["levels"]
+    assert (one["concurrency"], four["concurrency"]) == (1, 4)
+    assert one["requests"] == 20 and four["requests"] == 80
+    assert one["errors"] == four["errors"] == 0
+    in_process = report.row(1).latency.p50
+    assert served["addedP50Ms"] == pytest.approx(one["latencyMs"]["p50"] - in_process)
+    assert 0 < served["addedP50Ms"] < 1000
+    best = max(r.throughput for r in report.rows)
+    assert served["throughputVsInProcess"] == pytest.approx(
+        max(one["throughput"], four["throughput"]) / best
+    )
+
+
+def test_request_bodies_are_the_task_and_length_asked(tiny_models, cache, minilm):
+    import json
+
+    facts = resolve(ModelRef(minilm.repo_id))
+    loaded = cache.get(facts, "cpu", "standard")
+    text = text_of_length(loaded.processor, 64)
+    assert 58 <= len(loaded.processor(text)["input_ids"]) <= 66
+    qa = cache.get(resolve(ModelRef(tiny_models["question-answering"].repo_id)), "cpu", "standard")
+    body, kind = request_body(qa, 32, 4)
+    assert kind == "application/json" and set(json.loads(body)["inputs"]) == {"question", "context"}
+    image = cache.get(resolve(ModelRef(tiny_models["image-classification"].repo_id)), "cpu",
+                      "standard")  # fmt: skip
+    body, kind = request_body(image, 32, 4)
+    assert kind == "image/png" and body.startswith(b"\x89PNG")
+
+
+def test_a_server_that_cannot_start_fails_with_its_reason(minilm, cache, tmp_path):
+    from modelport.benchmarking.report import BatchResult
+    from modelport.core.errors import BenchmarkFailed
+
+    facts = resolve(ModelRef(minilm.repo_id))
+    config = BenchmarkConfig(batch_sizes=[1], iterations=2, warmup=0, cpu_cores=1.0)
+    loaded = cache.get(facts, "cpu", "standard")
+    with pytest.raises(BenchmarkFailed, match="exited with 1 before it was ready"):
+        measure_served(facts, config, loaded, str(tmp_path / "missing"), batch_size=1,
+                       concurrency=[1], threads=1, rows=[BatchResult(1)])  # fmt: skip
