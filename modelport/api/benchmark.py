@@ -12,7 +12,7 @@ from modelport.core.celery_app import BENCHMARK_TASK, workers_by_queue
 from modelport.core.errors import ServiceUnavailable, ValidationFailed
 from modelport.core.modelref import parse_model_url
 from modelport.core.redis_client import get_redis
-from modelport.core.schemas import BenchmarkRequest, benchmark_config_key
+from modelport.core.schemas import CPU_ONLY_LEVELS, BenchmarkRequest, benchmark_config_key
 
 bp = Blueprint("benchmark", __name__, url_prefix="/api")
 GPU_WORKERS_KEY = "modelport:gpu_workers"
@@ -25,6 +25,11 @@ def benchmark():
     settings = current_app.config["MODELPORT"]
     ref = parse_model_url(req.modelId)
     device = pick_device(req.device, settings)
+    if device == "cuda" and req.optimizationLevel in CPU_ONLY_LEVELS and not req.search:
+        raise ValidationFailed(
+            f"optimizationLevel {req.optimizationLevel!r} runs on CPU: use device 'cpu'",
+            {"field": "optimizationLevel"},
+        )
     params = {
         "repoId": ref.repo_id,
         "revision": ref.revision,

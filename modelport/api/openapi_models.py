@@ -110,6 +110,9 @@ class BenchmarkSearch(BaseModel):
     configurations: list[SearchConfiguration]
     recommended: SearchRecommendation | None
     sentence: str
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="levels that cannot serve this model's task, and why"
+    )
 
 
 class BenchmarkResponse(BaseModel):

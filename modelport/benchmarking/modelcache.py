@@ -177,8 +177,12 @@ def load_model(facts: ModelFacts, device: str, level: str) -> LoadedModel:
 
 
 def module_bytes(model: Any) -> int:
-    """Bytes of every tensor in the state dict (packed int8 weights included; tied weights once)."""
+    """Bytes of every tensor in the state dict (packed int8 weights included; tied weights once);
+    an ONNX Runtime model's own count (its file's size)."""
     import torch
+
+    if isinstance(getattr(model, "nbytes", None), int):
+        return int(model.nbytes)
 
     tensors: list[torch.Tensor] = []
     for value in model.state_dict(keep_vars=False).values():

@@ -63,8 +63,9 @@ from modelport.benchmarking.steps import (
     token_clock,
 )
 from modelport.benchmarking.timing import Progress, run_untimed, time_window
-from modelport.core.errors import BenchmarkFailed
+from modelport.core.errors import BenchmarkFailed, ValidationFailed
 from modelport.packaging.facts import ModelFacts
+from modelport.packaging.options import unsupported
 
 log = logging.getLogger(__name__)
 MAX_WINDOWS = 3
@@ -140,6 +141,9 @@ class _Sweep:
 
         self.progress.report("loading model", 0, force=True)
         cfg = self.config
+        why = unsupported(cfg.optimization_level, self.facts.task)
+        if why:
+            raise ValidationFailed(why, {"field": "optimizationLevel"})
         try:
             self.loaded = cache.get(self.facts, cfg.device, cfg.optimization_level)
         except self.reraise:

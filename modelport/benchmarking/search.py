@@ -26,11 +26,12 @@ from typing import Any
 
 from modelport.benchmarking.analysis import violations
 from modelport.benchmarking.report import MiB
+from modelport.core.schemas import CPU_ONLY_LEVELS
 
 # What a search tries on each device kind unless the request names levels; "none" (the
 # float32 reference) is always measured, so every speedup has its baseline.
 SEARCH_LEVELS = {
-    "cpu": ("none", "standard", "bfloat16", "aggressive"),
+    "cpu": ("none", "standard", "bfloat16", "aggressive", "onnxruntime"),
     "cuda": ("none", "standard", "bfloat16", "aggressive"),
 }
 REFERENCE_LEVEL = "none"
@@ -39,6 +40,8 @@ REFERENCE_LEVEL = "none"
 def search_levels(device: str, asked: Iterable[str] | None = None) -> list[str]:
     """The levels to measure, the reference first and each once."""
     levels = list(asked) if asked else list(SEARCH_LEVELS[device])
+    if device == "cuda":
+        levels = [level for level in levels if level not in CPU_ONLY_LEVELS]
     return [REFERENCE_LEVEL, *dict.fromkeys(level for level in levels if level != REFERENCE_LEVEL)]
 
 

@@ -22,6 +22,7 @@ from modelport.core.schemas import benchmark_config_key
 from modelport.core.settings import get_settings
 from modelport.packaging.facts import resolve
 from modelport.packaging.generate import model_info
+from modelport.packaging.options import unsupported
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger(__name__)
@@ -128,7 +129,16 @@ def search_model(
     from modelport.benchmarking.search import search_levels, summarize
 
     progress = progress or (lambda fraction, stage: None)
-    levels = search_levels(params["device"], params.get("optimizationLevels"))
+    settings = get_settings()
+    facts = resolve(ModelRef(params["repoId"], params.get("revision")),
+                    endpoint=settings.HF_ENDPOINT, token=settings.HF_TOKEN)  # fmt: skip
+    levels, skipped = [], {}
+    for level in search_levels(params["device"], params.get("optimizationLevels")):
+        why = unsupported(level, facts.task)
+        if why:
+            skipped[level] = why
+        else:
+            levels.append(level)
     keys = params.get("configKeys") or {}
     reports: dict[str, dict[str, Any]] = {}
     for index, level in enumerate(levels):
@@ -139,21 +149,19 @@ def search_model(
         one = {**params, "optimizationLevel": level, "configKey": keys.get(level)}
         one.pop("servedConcurrency", None)  # served once, for the recommendation
         reports[level] = benchmark_model(one, step, job_id, outcome)
-    settings = get_settings()
     search = summarize(
         reports,
         device=params["device"],
         slo_ms=params.get("latencySloMs"),
         limit_bytes=settings.max_memory_bytes,
     )
+    search["skipped"] = skipped
     picked = search["recommended"]
     level = picked["options"]["optimizationLevel"] if picked else levels[0]
     answer = {**reports[level], "search": search}
     concurrency = params.get("servedConcurrency")
     if picked and concurrency:
         progress(0.97, "serving the recommended configuration")
-        facts = resolve(ModelRef(params["repoId"], params.get("revision")),
-                        endpoint=settings.HF_ENDPOINT, token=settings.HF_TOKEN)  # fmt: skip
         config = replace(config_from(params, settings), optimization_level=level)
         rows = [BatchResult.from_dict(r) for r in reports[level].get("details") or []]
         size = picked["options"]["batchSize"]

@@ -19,8 +19,9 @@ from pydantic import (
 from modelport.core.quantity import parse_memory
 
 # The documented optimisation levels; packaging maps each to concrete runtime settings.
-OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16")
-Level = Literal["none", "standard", "aggressive", "bfloat16"]
+OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16", "onnxruntime")
+Level = Literal["none", "standard", "aggressive", "bfloat16", "onnxruntime"]
+CPU_ONLY_LEVELS = frozenset({"onnxruntime"})
 # Bumped when the bundle templates change, so cached answers from older templates miss.
 BUNDLE_FORMAT = 1
 
@@ -49,6 +50,13 @@ class GenerateOptions(BaseModel):
     @classmethod
     def _lower_level(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("optimization_level")
+    @classmethod
+    def _level_runs_there(cls, value: str, info: ValidationInfo) -> str:
+        if value in CPU_ONLY_LEVELS and info.data.get("gpu"):
+            raise ValueError(f"optimizationLevel {value!r} runs on CPU: use gpu false")
+        return value
 
     @property
     def memory_bytes(self) -> int | None:
@@ -122,7 +130,9 @@ class BenchmarkRequest(BaseModel):
     # a configuration search (benchmarking/search.py): every level below (default: the
     # device's candidates), each over batchSizes, behind the quality gate
     search: StrictBool = False
-    optimizationLevels: list[Level] | None = Field(None, min_length=1, max_length=4)
+    optimizationLevels: list[Level] | None = Field(
+        None, min_length=1, max_length=len(OPTIMIZATION_LEVELS)
+    )
     # the served path (benchmarking/served.py): the bundle's server driven by this many
     # concurrent clients each, after the in-process sweep (a search: its recommendation)
     servedConcurrency: list[StrictInt] | None = Field(None, min_length=1, max_length=4)

@@ -276,7 +276,9 @@ def bundle_context(facts: ModelFacts, options: GenerateOptions) -> dict[str, Any
         "parameter_names": sorted(
             parameters_for(facts.task, sentence_transformers=sentence_transformers).model_fields
         ),
-        "requirements": versions.requirements(facts.task, gpu=options.gpu),
+        "requirements": versions.requirements(
+            facts.task, gpu=options.gpu, backend=settings.backend
+        ),
         "python_version": versions.PYTHON_VERSION,
         "base_image": versions.CUDA_IMAGE if options.gpu else versions.PYTHON_IMAGE,
         "base_image_tag": versions.CUDA_IMAGE_TAG if options.gpu else versions.PYTHON_IMAGE_TAG,

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from modelport.core import cache
+from modelport.core.errors import ValidationFailed
 from modelport.core.modelref import ModelRef
 from modelport.core.registry import upsert_model
 from modelport.core.settings import get_settings
 from modelport.packaging.bundle import render_bundle
 from modelport.packaging.facts import ModelFacts, resolve
-from modelport.packaging.options import GenerateOptions
+from modelport.packaging.options import GenerateOptions, unsupported
 from modelport.packaging.validate import validate_bundle
 
 Progress = Callable[[float, str], None]
@@ -42,6 +43,9 @@ def generate_bundle(params: dict[str, Any], progress: Progress | None = None) ->
     info = model_info(facts)
     cache.set_model_info(facts.repo_id, info)
     upsert_model(info)
+    why = unsupported(options.optimization_level, facts.task)
+    if why:
+        raise ValidationFailed(why, {"field": "options.optimizationLevel"})
 
     progress(0.4, "rendering bundle")
     files = render_bundle(facts, options, params.get("benchmark"))

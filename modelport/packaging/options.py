@@ -14,6 +14,10 @@ OPTIMIZATION_LEVELS: dict[str, str] = {
         "standard plus dynamic int8 quantization of Linear layers (per-channel weights) on "
         "CPU; bfloat16 weights and torch.compile on GPU."
     ),
+    "onnxruntime": (
+        "the model exported to ONNX (torch.onnx, float32, eager attention) and run by ONNX "
+        "Runtime on CPU; sentence embedding and feature-extraction models."
+    ),
     "bfloat16": (
         "standard with bfloat16 weights on CPU and GPU: about 2x float32 on CPUs with AMX or "
         "AVX-512 bf16 instructions, slower where they are emulated (a search measures which)."
@@ -32,6 +36,7 @@ class OptimizationSettings:
     inference_mode: bool
     quantization: Literal["none", "dynamic-int8"]
     compile: bool
+    backend: Literal["torch", "onnxruntime"] = "torch"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +59,10 @@ def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
     device: Literal["cpu", "cuda"] = "cuda" if gpu else "cpu"
     if level == "none":
         return OptimizationSettings(device, "float32", "eager", False, "none", False)
+    if level == "onnxruntime":
+        if gpu:
+            raise ValueError("optimizationLevel 'onnxruntime' runs on CPU: use gpu false")
+        return OptimizationSettings(device, "float32", "eager", True, "none", False, "onnxruntime")
     if level == "bfloat16":
         return OptimizationSettings(device, "bfloat16", "sdpa", True, "none", False)
     if level == "standard":
@@ -63,3 +72,17 @@ def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
     if gpu:
         return OptimizationSettings(device, "bfloat16", "sdpa", True, "none", True)
     return OptimizationSettings(device, "float32", "sdpa", True, "dynamic-int8", False)
+
+
+def unsupported(level: str, task: str) -> str | None:
+    """Why `level` cannot serve a `task` model (None: it can)."""
+    from modelport.runtime.config import ConfigError
+
+    if optimization_settings(level, gpu=False).backend == "onnxruntime":
+        from modelport.runtime.onnx_backend import check_task
+
+        try:
+            check_task(task)
+        except ConfigError as exc:
+            return str(exc)
+    return None

@@ -52,6 +52,8 @@ RUNTIME_PINS: dict[str, str] = {
     "uvloop": "0.23.0",
 }
 
+# The "onnxruntime" level: the exporter (torch.onnx with onnxscript) and the runtime.
+ONNX_PINS: dict[str, str] = {"onnx": "1.23.2", "onnxruntime": "1.32.0", "onnxscript": "0.7.2"}
 PILLOW_PIN = ("pillow", "13.0.0")
 # Seq2seq checkpoints such as Helsinki-NLP/opus-mt-* ship only a SentencePiece model and no
 # tokenizer.json; their slow tokenizer needs this. Not installed in modelport's own
@@ -79,8 +81,11 @@ def task_extras(task: str) -> list[tuple[str, str]]:
     return extras
 
 
-def requirements(task: str, *, gpu: bool) -> list[tuple[str, str]]:
-    """Every (name, version) a bundle pins, sorted by name (torch included)."""
+def requirements(task: str, *, gpu: bool, backend: str = "torch") -> list[tuple[str, str]]:
+    """Every (name, version) a bundle pins, sorted by name (torch included: it loads the
+    weights, and exports them for ONNX Runtime)."""
     pins = {"torch": torch_pin(gpu), **RUNTIME_PINS}
     pins.update(task_extras(task))
+    if backend == "onnxruntime":
+        pins.update(ONNX_PINS)
     return sorted(pins.items(), key=lambda item: item[0].lower())

@@ -1,8 +1,8 @@
 """The execution backend: where and how a loaded torch module runs.
 
 The seam between an engine (what to compute) and how it executes: device, dtype, attention
-kernel, grad mode, quantization and compilation. Torch is the one backend today; an ONNX
-Runtime or OpenVINO backend would take the same place.
+kernel, grad mode, quantization and compilation. ONNX Runtime (onnx_backend.py) takes the
+same place for the "onnxruntime" level.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class TorchBackend:
             )
             device, dtype = "cpu", "float32"
         self.applied.update(
-            device=device, dtype=dtype, attention="default", quantization="none", compile=False
-        )
+            device=device, dtype=dtype, attention="default", quantization="none", compile=False,
+            backend="torch",
+        )  # fmt: skip
 
     @classmethod
     def reference(cls, device: str = "cpu") -> TorchBackend:

@@ -38,6 +38,7 @@ class Optimization:
     inference_mode: bool = True
     quantization: str = "none"
     compile: bool = False
+    backend: str = "torch"  # or "onnxruntime" (onnx.py)
 
     @classmethod
     def from_manifest(cls, settings: Mapping[str, Any]) -> Optimization:
@@ -48,6 +49,7 @@ class Optimization:
             inference_mode=bool(settings.get("inferenceMode", True)),
             quantization=str(settings.get("quantization", "none")),
             compile=bool(settings.get("compile", False)),
+            backend=str(settings.get("backend", "torch")),
         )
 
 

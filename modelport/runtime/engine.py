@@ -151,7 +151,7 @@ def engine_class(config: RuntimeConfig) -> type[Engine]:
 def load_engine(config: RuntimeConfig, path: str, backend: TorchBackend | None = None) -> Engine:
     """The engine for `config`, loaded from the model folder `path`."""
     started = time.perf_counter()
-    backend = backend or TorchBackend(config.optimization)
+    backend = backend or make_backend(config)
     engine = engine_class(config)(config, backend, path)
     engine.load()
     log.info(
@@ -163,6 +163,16 @@ def load_engine(config: RuntimeConfig, path: str, backend: TorchBackend | None =
         backend.describe(),
     )
     return engine
+
+
+def make_backend(config: RuntimeConfig) -> TorchBackend:
+    """The optimization's backend: torch, or ONNX Runtime for the tasks it serves."""
+    if config.optimization.backend == "onnxruntime":
+        from .onnx_backend import OnnxBackend, check_task
+
+        check_task(config.task)
+        return OnnxBackend(config.optimization)
+    return TorchBackend(config.optimization)
 
 
 def self_check(engine: Engine) -> QualityCheck:

@@ -264,6 +264,18 @@ def test_requirements_equal_the_versions_installed_here(task, gpu):
     assert {"transformers", "tokenizers", "huggingface_hub", "safetensors"} <= set(pins)
     assert "sentence-transformers" not in pins  # the runtime pools from modules.json itself
     assert ("pillow" in pins) == (task == "image-classification")
+    assert "onnxruntime" not in pins
+
+
+def test_an_onnxruntime_bundle_pins_what_it_exports_and_runs_with():
+    facts = make_facts("sentence-similarity", library_name="sentence-transformers")
+    files = render_bundle(facts, GenerateOptions(optimizationLevel="onnxruntime"))
+    pins = dict(line.split("==") for line in files["requirements.txt"].splitlines())
+    for name in ("onnxruntime", "onnxscript", "onnx"):
+        assert pins[name] == importlib.metadata.version(name)
+    module = yaml.safe_load(files["module.yaml"])
+    assert module["optimization"]["settings"]["backend"] == "onnxruntime"
+    assert "ORT_DISABLE_TELEMETRY=1" in files["Dockerfile"]
 
 
 def test_embeddings_never_need_sentence_transformers():
@@ -362,14 +374,15 @@ def test_options_fingerprint():
 @pytest.mark.parametrize(
     ("level", "gpu", "expected"),
     [
-        ("none", False, ("cpu", "float32", "eager", False, "none", False)),
-        ("none", True, ("cuda", "float32", "eager", False, "none", False)),
-        ("standard", False, ("cpu", "float32", "sdpa", True, "none", False)),
-        ("standard", True, ("cuda", "float16", "sdpa", True, "none", False)),
-        ("aggressive", False, ("cpu", "float32", "sdpa", True, "dynamic-int8", False)),
-        ("aggressive", True, ("cuda", "bfloat16", "sdpa", True, "none", True)),
-        ("bfloat16", False, ("cpu", "bfloat16", "sdpa", True, "none", False)),
-        ("bfloat16", True, ("cuda", "bfloat16", "sdpa", True, "none", False)),
+        ("none", False, ("cpu", "float32", "eager", False, "none", False, "torch")),
+        ("none", True, ("cuda", "float32", "eager", False, "none", False, "torch")),
+        ("standard", False, ("cpu", "float32", "sdpa", True, "none", False, "torch")),
+        ("standard", True, ("cuda", "float16", "sdpa", True, "none", False, "torch")),
+        ("aggressive", False, ("cpu", "float32", "sdpa", True, "dynamic-int8", False, "torch")),
+        ("aggressive", True, ("cuda", "bfloat16", "sdpa", True, "none", True, "torch")),
+        ("bfloat16", False, ("cpu", "bfloat16", "sdpa", True, "none", False, "torch")),
+        ("bfloat16", True, ("cuda", "bfloat16", "sdpa", True, "none", False, "torch")),
+        ("onnxruntime", False, ("cpu", "float32", "eager", True, "none", False, "onnxruntime")),
     ],
 )
 def test_optimization_levels_map_to_settings(level, gpu, expected, tmp_path):
@@ -385,6 +398,7 @@ def test_optimization_levels_map_to_settings(level, gpu, expected, tmp_path):
         "inferenceMode": settings.inference_mode,
         "quantization": settings.quantization,
         "compile": settings.compile,
+        "backend": settings.backend,
     }
     config = manifest_config(files, tmp_path)
     assert config.optimization == Optimization(**settings.to_dict())

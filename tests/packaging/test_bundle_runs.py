@@ -51,9 +51,10 @@ def _png(color: tuple[int, int, int]) -> bytes:
 def bundles(tiny_models, minilm, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     scripts = {"minilm": write_bundle(root / "minilm", facts_for(minilm), GenerateOptions())}
-    scripts["minilm-bfloat16"] = write_bundle(
-        root / "minilm-bfloat16", facts_for(minilm), GenerateOptions(optimizationLevel="bfloat16")
-    )
+    for level in ("bfloat16", "onnxruntime"):
+        scripts[f"minilm-{level}"] = write_bundle(
+            root / f"minilm-{level}", facts_for(minilm), GenerateOptions(optimizationLevel=level)
+        )
     for task in SUPPORTED_TASKS:
         options = OTHER_OPTIONS.get(task, GenerateOptions(batchSize=8))
         scripts[task] = write_bundle(root / task, facts_for(tiny_models[task]), options)
@@ -226,6 +227,28 @@ def test_a_bfloat16_bundle_serves_embeddings_within_the_gate(servers, minilm):
     for vector, expected in zip(got, want, strict=True):
         cosine = float(vector @ expected / (np.linalg.norm(vector) * np.linalg.norm(expected)))
         assert 0.999 <= cosine < 1.0  # reduced precision, not float32 under another name
+
+
+def test_an_onnxruntime_bundle_serves_the_same_embeddings(servers, minilm):
+    """The onnxruntime level: the transformer runs in ONNX Runtime (float32), and the vectors
+    agree with sentence-transformers' to float32 precision, through InferenceClient and the
+    openai client alike."""
+    import numpy as np
+    from openai import OpenAI
+    from sentence_transformers import SentenceTransformer
+
+    server = servers["minilm-onnxruntime"]
+    assert server.health["runtime"]["backend"] == "onnxruntime"
+    sentences = ["A man is eating food.", "A plane is taking off.", "Ein Hund bellt."]
+    want = SentenceTransformer(str(minilm.path), device="cpu").encode(sentences)
+    got = client(server).feature_extraction(sentences)
+    for vector, expected in zip(got, want, strict=True):
+        cosine = float(vector @ expected / (np.linalg.norm(vector) * np.linalg.norm(expected)))
+        assert cosine > 0.99999
+    answer = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0).embeddings.create(
+        model=minilm.repo_id, input=sentences[:2]
+    )
+    assert [len(d.embedding) for d in answer.data] == [384, 384]
 
 
 def test_question_answering_follows_the_pipeline_rules(servers, tiny_models):

@@ -66,6 +66,37 @@ def test_bfloat16_keeps_minilm_above_the_gate(minilm):
     assert found.passed and found.value >= quality.MIN_COSINE, found.to_dict()
 
 
+def test_the_onnxruntime_level_serves_minilm_within_the_gate(minilm, tmp_path, monkeypatch):
+    """ONNX Runtime runs the exported transformer; pooling and normalisation stay the same
+    code: the gate sees float32 arithmetic (cosine ~1), and a second load reuses the export."""
+    import time
+
+    from modelport.runtime.onnx_backend import OrtModel
+    from modelport.runtime.params import EmbeddingParameters
+
+    monkeypatch.setenv("MODELPORT_ONNX_CACHE", str(tmp_path))
+    engine = engine_for(minilm, "onnxruntime")
+    assert isinstance(engine.model, OrtModel)
+    assert engine.backend.applied["backend"] == "onnxruntime"
+    assert len(list(tmp_path.glob("*/model.onnx"))) == 1
+    found = self_check(engine)
+    assert found.passed and found.value > 0.99999, found.to_dict()
+    (vector,) = engine.predict(["A man is eating food."], EmbeddingParameters())
+    assert len(vector) == 384
+    began = time.perf_counter()
+    again = engine_for(minilm, "onnxruntime")
+    assert time.perf_counter() - began < 10 and again.model.path == engine.model.path
+
+
+def test_the_onnxruntime_level_names_the_tasks_it_serves(tiny_models):
+    from modelport.runtime.config import ConfigError
+
+    with pytest.raises(ConfigError, match="serves feature-extraction, sentence-similarity"):
+        engine_for(tiny_models["text-classification"], "onnxruntime")
+    engine = engine_for(tiny_models["feature-extraction"], "onnxruntime")
+    assert self_check(engine).passed
+
+
 def test_a_model_that_computes_something_else_fails(minilm):
     """The same weights with noise in one layer: the gate sees it and says by how much."""
     import torch
