@@ -125,7 +125,11 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
         "throughput": row.get("throughput"),
         "latencyP95Ms": (row.get("latencyMs") or {}).get("p95"),
         "sequenceLength": row.get("sequenceLength"),
-        "meetsRequirements": bool(analysis.get("optimalMeetsRequirements")),
+        "meetsRequirements": bool(
+            search["recommended"].get("meetsRequirements")
+            if search is not None
+            else analysis.get("optimalMeetsRequirements")
+        ),
         "quality": _quality_text(quality),
         "finishedAt": finished.isoformat() if finished else None,
     }

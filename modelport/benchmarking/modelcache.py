@@ -106,6 +106,17 @@ class ModelCache:
             log.info("model cache: evicted %s", victim)
             _release_memory()
 
+    def evict(self, repo_id: str) -> int:
+        """Drop every loaded configuration of `repo_id`; how many were dropped."""
+        with self._lock:
+            keys = [key for key in self._entries if key[0] == repo_id]
+            for key in keys:
+                del self._entries[key]
+            if keys:
+                self.evictions += len(keys)
+                _release_memory()
+            return len(keys)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

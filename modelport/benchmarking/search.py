@@ -12,7 +12,10 @@ compares every (level, batch size) configuration:
   on throughput, p95 latency, memory and cost and better on one of them;
 - **recommended**: the qualified configuration with the highest throughput (ties: the smaller
   batch size, then the earlier level), given as the exact `options` object for
-  `POST /api/generate` (or `fromBenchmark: <jobId>`).
+  `POST /api/generate` (or `fromBenchmark: <jobId>`). When none qualifies, as a single
+  benchmark's optimal batch size does, the least violating one that passed the quality gate,
+  with `meetsRequirements` false and its reasons; a configuration that failed the gate is
+  never recommended.
 
 The default configuration (level "none", the smallest batch size) is the reference the
 speedup is reported against.
@@ -130,6 +133,25 @@ def why_not(config: Configuration, slo_ms: float | None, limit_bytes: int | None
     return reasons
 
 
+def least_violating(
+    configs: list[Configuration], slo_ms: float | None, limit_bytes: int | None
+) -> Configuration | None:
+    """When none qualifies: among those that ran "ok" and passed the quality gate (never one
+    that failed it), the smallest sum of normalised violations (analysis.violations), then the
+    highest throughput; its recommendation says it does not meet every requirement."""
+    passing = [c for c in configs if c.quality_passed and c.row.get("status") == "ok"]
+    if not passing:
+        return None
+    return min(
+        passing,
+        key=lambda c: (
+            sum(violations(c.row, slo_ms, limit_bytes).values()),
+            -c.row["throughput"],
+            c.batch_size,
+        ),
+    )
+
+
 def summarize(
     reports: dict[str, dict[str, Any]],
     *,
@@ -150,7 +172,7 @@ def summarize(
             key=lambda c: (c.row["throughput"], -c.batch_size, -levels.index(c.level)),
         )
         if qualified
-        else None
+        else least_violating(configs, slo_ms, limit_bytes)
     )
     default = min(
         (c for c in configs if c.level == REFERENCE_LEVEL),
@@ -189,6 +211,8 @@ def summarize(
             options["memory"] = memory
         recommended = {
             "options": options,
+            "meetsRequirements": best in qualified,
+            "rejectedBecause": why_not(best, slo_ms, limit_bytes),
             "throughput": best.row["throughput"],
             "latencyP95Ms": best.row["latencyMs"]["p95"],
             "speedupVsDefault": (
@@ -231,14 +255,17 @@ def _sentence(
     slo_ms: float | None,
 ) -> str:
     if recommended is None:
-        objective = f" with p95 at most {slo_ms:g} ms" if slo_ms else ""
         return (
-            f"No configuration qualified{objective}: each one's rejectedBecause says why; "
-            "relax the objective, allow more memory, or rerun with more iterations."
+            "No configuration both ran and passed the quality gate: each one's "
+            "rejectedBecause says why."
         )
     options = recommended["options"]
+    head = "Ship" if recommended["meetsRequirements"] else "No configuration met every requirement"
+    if not recommended["meetsRequirements"]:
+        objective = f" (p95 at most {slo_ms:g} ms, memory, stable timings)" if slo_ms else ""
+        head += f"{objective}; the least violating is"
     text = (
-        f"Ship optimization level '{options['optimizationLevel']}' at batch size "
+        f"{head} optimization level '{options['optimizationLevel']}' at batch size "
         f"{options['batchSize']}: {recommended['throughput']:,.1f} samples/s at p95 "
         f"{recommended['latencyP95Ms']:.1f} ms"
     )
@@ -248,6 +275,8 @@ def _sentence(
             f", {speedup:.2f}x the default ('{default.level}', batch size "
             f"{default.batch_size}: {default.row['throughput']:,.1f} samples/s)"
         )
+    if not recommended["meetsRequirements"]:
+        text += f" ({'; '.join(recommended['rejectedBecause'])})"
     failed = sorted({r["optimizationLevel"] for r in table if r["quality"]["passed"] is False})
     if failed:
         text += f"; level {', '.join(repr(level) for level in failed)} failed the quality gate"

@@ -126,6 +126,7 @@ def search_model(
     """A configuration search (search.py): one benchmark per candidate level, then the
     recommended level's answer with the additive `search` section (the table, the Pareto
     front and the options to generate)."""
+    from modelport.benchmarking.modelcache import default_cache
     from modelport.benchmarking.search import search_levels, summarize
 
     progress = progress or (lambda fraction, stage: None)
@@ -148,6 +149,9 @@ def search_model(
 
         one = {**params, "optimizationLevel": level, "configKey": keys.get(level)}
         one.pop("servedConcurrency", None)  # served once, for the recommendation
+        # each level measured with only itself loaded: peak memory compares configurations,
+        # not how many were loaded before it
+        default_cache().evict(facts.repo_id)
         reports[level] = benchmark_model(one, step, job_id, outcome)
     search = summarize(
         reports,

@@ -198,3 +198,21 @@ def test_an_unstable_window_is_measured_again_and_the_quietest_reported(minilm_f
     short = BatchResult(1)
     _Sweep(minilm_facts, few, None, ())._stable_window(step, short, None, None)
     assert short.windows == 1 and len(calls) == 2  # 2 iterations can never be stable
+
+
+def test_evicting_a_model_drops_every_configuration_of_it(minilm_facts):
+    loads = []
+
+    def loader(facts, device, level):
+        from modelport.benchmarking.modelcache import LoadedModel
+
+        loads.append(level)
+        return LoadedModel(None, None, facts.task, "encoder", device, None, nbytes=1)
+
+    cache = ModelCache(10 * GiB, loader=loader)
+    for level in ("none", "standard"):
+        cache.get(minilm_facts, "cpu", level)
+    assert cache.evict("someone/else") == 0
+    assert cache.evict(minilm_facts.repo_id) == 2 and cache.cached_keys() == []
+    cache.get(minilm_facts, "cpu", "none")
+    assert loads == ["none", "standard", "none"]

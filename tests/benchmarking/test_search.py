@@ -52,6 +52,7 @@ def test_the_fastest_configuration_that_passes_every_gate_is_recommended():
     rec = found["recommended"]
     # aggressive is faster but failed its quality gate; bfloat16 batch 8 meets p95 <= 100
     assert rec["options"] == {"batchSize": 8, "gpu": False, "optimizationLevel": "bfloat16"}
+    assert rec["meetsRequirements"] is True and rec["rejectedBecause"] == []
     assert rec["speedupVsDefault"] == pytest.approx(130.0 / 40.0)
     assert found["default"] == {"optimizationLevel": "none", "batchSize": 1,
                                 "throughput": 40.0, "latencyP95Ms": 30.0}  # fmt: skip
@@ -87,11 +88,29 @@ def test_the_objective_and_the_memory_limit_move_the_pick():
     ]
 
 
-def test_nothing_qualifies_says_so_and_recommends_nothing():
+def test_when_nothing_qualifies_the_least_violating_gated_one_is_recommended_as_such():
     found = summarize(reports(), device="cpu", slo_ms=5.0, limit_bytes=4096 * MiB)
+    rec = found["recommended"]
+    # every p95 is over 5 ms; the smallest overshoot among those that passed the gate is
+    # bfloat16 at batch 1 (14 ms: 1.8 over), not aggressive (12 ms, failed the gate)
+    assert rec["options"] == {"batchSize": 1, "gpu": False, "optimizationLevel": "bfloat16"}
+    assert rec["meetsRequirements"] is False
+    assert rec["rejectedBecause"] == ["p95 14.0 ms is over the 5 ms objective"]
+    assert found["sentence"] == (
+        "No configuration met every requirement (p95 at most 5 ms, memory, stable timings); "
+        "the least violating is optimization level 'bfloat16' at batch size 1: 80.0 samples/s "
+        "at p95 14.0 ms, 2.00x the default ('none', batch size 1: 40.0 samples/s) (p95 14.0 ms "
+        "is over the 5 ms objective); level 'aggressive' failed the quality gate."
+    )
+    assert [r["recommended"] for r in found["configurations"]].count(True) == 1
+    assert not any(r["qualified"] for r in found["configurations"])
+
+
+def test_a_configuration_that_failed_the_gate_is_never_recommended():
+    data = {level: spec for level, spec in reports().items() if level == "aggressive"}
+    found = summarize(data, device="cpu", slo_ms=None, limit_bytes=None)
     assert found["recommended"] is None
-    assert found["sentence"].startswith("No configuration qualified with p95 at most 5 ms")
-    assert not any(r["recommended"] for r in found["configurations"])
+    assert found["sentence"].startswith("No configuration both ran and passed the quality gate")
 
 
 def test_unstable_and_failed_rows_are_not_recommended():

@@ -126,9 +126,9 @@ def test_a_search_shows_its_table_and_generates_the_pick(page, minilm):
     page.click(f"{form} button")
     page.wait_for_selector("#search-result:not([hidden])", timeout=JOB_TIMEOUT_MS * 2)
     rows = page.locator("#search-table tbody tr")
-    assert rows.count() == 8  # none, standard, bfloat16, aggressive x batch 1, 2
-    levels = [rows.nth(i).locator("td").nth(1).text_content() for i in range(8)]
-    assert sorted(set(levels)) == ["aggressive", "bfloat16", "none", "standard"]
+    assert rows.count() == 10  # none, standard, bfloat16, aggressive, onnxruntime x batch 1, 2
+    levels = [rows.nth(i).locator("td").nth(1).text_content() for i in range(10)]
+    assert sorted(set(levels)) == ["aggressive", "bfloat16", "none", "onnxruntime", "standard"]
     gated = page.locator("#search-table td.fail").all_text_contents()
     assert len(gated) == 2 and all(t.startswith("FAILED: min_cosine 0.9") for t in gated)
     assert page.locator("#search-table td", has_text="float32 reference").count() == 2
@@ -136,13 +136,11 @@ def test_a_search_shows_its_table_and_generates_the_pick(page, minilm):
     page.set_viewport_size({"width": 1280, "height": 900})
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the table scrolls
     recommended = page.locator("#search-table tr.recommended")
-    if recommended.count() == 0:  # every passing row unstable on a noisy machine: said so
-        assert sentence.startswith("No configuration qualified")
-        assert page.is_hidden("#generate-this")
-        return
+    assert recommended.count() == 1
     level = recommended.locator("td").nth(1).text_content()
     size = int(recommended.locator("td").nth(2).text_content())
-    assert sentence.startswith(f"Ship optimization level '{level}' at batch size {size}")
+    assert f"optimization level '{level}' at batch size {size}" in sentence
+    assert "FAILED" not in recommended.text_content()  # never one that failed the gate
     page.click("#generate-this")
     page.wait_for_selector("#generate-result:not([hidden])", timeout=JOB_TIMEOUT_MS)
     page.click("#file-tabs .tab[data-name='module.yaml']")
