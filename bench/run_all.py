@@ -57,6 +57,19 @@ SCRIPTS = (
         "bundle_server.py",
         quick=("--bare-seconds", "0.5", "--requests", "100", "--seconds", "4"),
     ),
+    Script(
+        "search.py",
+        quick=(
+            "--iterations",
+            "5",
+            "--warmup",
+            "1",
+            "--batch-sizes",
+            "1,8",
+            "--sequence-length",
+            "32",
+        ),
+    ),
     Script("gpu_smoke.py", quick=("--iterations", "10", "--warmup", "2"), skip_exit={2: NO_GPU}),
 )
 

@@ -152,6 +152,10 @@ class _Sweep:
             raise BenchmarkFailed(f"{self.facts.repo_id} does not fit in memory: {exc}") from None
         except Exception as exc:
             raise BenchmarkFailed(f"{self.facts.repo_id} could not be loaded: {exc}") from exc
+        if self.loaded.applied.get("backend") == "onnxruntime":  # as the bundle runs it
+            from modelport.runtime.onnx_backend import quiet_torch
+
+            quiet_torch()
         self.length = sequence_length(self.loaded, cfg.sequence_length, cfg.max_new_tokens)
         applied = self.loaded.applied
         kind = "int8-dynamic" if applied["quantization"] == "dynamic-int8" else applied["dtype"]

@@ -66,7 +66,19 @@ def test_bfloat16_keeps_minilm_above_the_gate(minilm):
     assert found.passed and found.value >= quality.MIN_COSINE, found.to_dict()
 
 
-def test_the_onnxruntime_level_serves_minilm_within_the_gate(minilm, tmp_path, monkeypatch):
+@pytest.fixture()
+def torch_threads():
+    """The ONNX Runtime backend leaves torch one thread: give the rest of the session its own."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def test_the_onnxruntime_level_serves_minilm_within_the_gate(
+    minilm, tmp_path, monkeypatch, torch_threads
+):
     """ONNX Runtime runs the exported transformer; pooling and normalisation stay the same
     code: the gate sees float32 arithmetic (cosine ~1), and a second load reuses the export."""
     import time
@@ -78,6 +90,10 @@ def test_the_onnxruntime_level_serves_minilm_within_the_gate(minilm, tmp_path, m
     engine = engine_for(minilm, "onnxruntime")
     assert isinstance(engine.model, OrtModel)
     assert engine.backend.applied["backend"] == "onnxruntime"
+    assert engine.model.session.get_session_options().intra_op_num_threads == torch_threads
+    import torch
+
+    assert torch.get_num_threads() == 1  # torch only pools: its threads would compete
     assert len(list(tmp_path.glob("*/model.onnx"))) == 1
     found = self_check(engine)
     assert found.passed and found.value > 0.99999, found.to_dict()
@@ -88,7 +104,7 @@ def test_the_onnxruntime_level_serves_minilm_within_the_gate(minilm, tmp_path, m
     assert time.perf_counter() - began < 10 and again.model.path == engine.model.path
 
 
-def test_the_onnxruntime_level_names_the_tasks_it_serves(tiny_models):
+def test_the_onnxruntime_level_names_the_tasks_it_serves(tiny_models, torch_threads):
     from modelport.runtime.config import ConfigError
 
     with pytest.raises(ConfigError, match="serves feature-extraction, sentence-similarity"):
