@@ -102,10 +102,16 @@ def test_benchmark_draws_the_charts(page, tiny_models):
     page.fill(f"{form} [name=warmup]", "0")
     page.fill(f"{form} [name=sequenceLength]", "16")
     page.select_option(f"{form} [name=device]", "cpu")
+    page.fill(f"{form} [name=servedConcurrency]", "1, 2")
     page.click(f"{form} button")
     page.wait_for_selector("#benchmark-result:not([hidden])", timeout=JOB_TIMEOUT_MS)
     for chart in ("throughput", "latency", "memory", "cost"):
         page.wait_for_selector(f"#chart-{chart} .main-svg", timeout=10_000)
+    served = page.locator("#served-table tbody tr")
+    assert served.count() == 2
+    assert [served.nth(i).locator("td").nth(0).text_content() for i in range(2)] == ["1", "2"]
+    assert all(served.nth(i).locator("td").nth(2).text_content() == "0" for i in range(2))
+    assert "adds" in page.text_content("#served-summary")
     assert page.text_content("#optimal-batch") in ("1", "2")
     assert page.locator("#benchmark-recommendations li").count() >= 1
 

@@ -293,9 +293,12 @@ $("#benchmark-form").addEventListener("submit", (event) => {
   };
   if (values.latencySloMs) body.latencySloMs = Number(values.latencySloMs);
   if (form.search.checked) body.search = true;
+  const clients = (values.servedConcurrency || "").split(/[\s,]+/).filter(Boolean).map(Number);
+  if (clients.length) body.servedConcurrency = clients;
   showError("#benchmark-error", null);
   $("#benchmark-result").hidden = true;
   $("#search-result").hidden = true;
+  $("#served-result").hidden = true;
   delete $("#benchmark-job").dataset.jobId;
   withButton(form, async () => {
     try {
@@ -310,11 +313,38 @@ $("#benchmark-form").addEventListener("submit", (event) => {
       barChart("chart-cost", sizes, r.cost_per_inference || [], "Cost per inference", "USD");
       fillList("#benchmark-recommendations", analysis.resource_recommendations || [], "None.");
       if (result.search) showSearch(result.search, body.modelId, $("#benchmark-job").dataset.jobId);
+      if (result.served) showServed(result.served);
     } catch (error) {
       showError("#benchmark-error", error);
     }
   });
 });
+
+/* The bundle's server at each concurrency, and what it adds over in-process. */
+function showServed(served) {
+  const rows = $("#served-table tbody");
+  rows.replaceChildren();
+  for (const level of served.levels || []) {
+    const tr = el("tr");
+    const latency = level.latencyMs || {};
+    tr.append(
+      el("td", String(level.concurrency), "num"),
+      el("td", String(level.requests), "num"),
+      el("td", String(level.errors), level.errors ? "num fail" : "num"),
+      el("td", fmt(level.throughput, 1), "num"),
+      el("td", fmt(latency.p50, 1), "num"),
+      el("td", fmt(latency.p95, 1), "num"),
+      el("td", fmt(latency.p99, 1), "num"),
+    );
+    rows.append(tr);
+  }
+  $("#served-summary").textContent = served.error
+    ? `Not measured: ${served.error}`
+    : `Max batch size ${served.maxBatchSize}, ready in ${fmt(served.readyS, 1)} s; the server ` +
+      `adds ${fmt(served.addedP50Ms, 1)} ms p50 to a single predict, and its best rate is ` +
+      `${fmt(served.throughputVsInProcess, 2)}x the in-process one.`;
+  $("#served-result").hidden = false;
+}
 
 function qualityText(cell) {
   if (cell.metric === "reference") return "float32 reference";
