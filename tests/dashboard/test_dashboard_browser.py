@@ -93,17 +93,19 @@ def test_generate_shows_the_files(page, tiny_models):
     assert "torch==" in page.text_content("#file-content")
 
 
+def fill_benchmark(page, model_id: str, **fields: str) -> None:
+    """The benchmark form: batch sizes 1 and 2 on the CPU, plus `fields` by input name."""
+    form = "#benchmark-form"
+    for name, value in {"modelId": model_id, "batchSizes": "1,2", **fields}.items():
+        page.fill(f"{form} [name={name}]", value)
+    page.select_option(f"{form} [name=device]", "cpu")
+
+
 def test_benchmark_draws_the_charts(page, tiny_models):
     model = tiny_models["text-classification"]
-    form = "#benchmark-form"
-    page.fill(f"{form} [name=modelId]", model.repo_id)
-    page.fill(f"{form} [name=batchSizes]", "1,2")
-    page.fill(f"{form} [name=iterations]", "2")
-    page.fill(f"{form} [name=warmup]", "0")
-    page.fill(f"{form} [name=sequenceLength]", "16")
-    page.select_option(f"{form} [name=device]", "cpu")
-    page.fill(f"{form} [name=servedConcurrency]", "1, 2")
-    page.click(f"{form} button")
+    fill_benchmark(page, model.repo_id, iterations="2", warmup="0", sequenceLength="16",
+                   servedConcurrency="1, 2")  # fmt: skip
+    page.click("#benchmark-form button")
     page.wait_for_selector("#benchmark-result:not([hidden])", timeout=JOB_TIMEOUT_MS)
     for chart in ("throughput", "latency", "memory", "cost"):
         page.wait_for_selector(f"#chart-{chart} .main-svg", timeout=10_000)
@@ -121,15 +123,9 @@ def test_a_search_shows_its_table_and_generates_the_pick(page, minilm):
     verdict, why a row was rejected) and "Generate this" building the recommended bundle."""
     import yaml
 
-    form = "#benchmark-form"
-    page.fill(f"{form} [name=modelId]", minilm.repo_id)
-    page.fill(f"{form} [name=batchSizes]", "1,2")
-    page.fill(f"{form} [name=iterations]", "20")
-    page.fill(f"{form} [name=warmup]", "2")
-    page.fill(f"{form} [name=sequenceLength]", "8")
-    page.select_option(f"{form} [name=device]", "cpu")
-    page.check(f"{form} [name=search]")
-    page.click(f"{form} button")
+    fill_benchmark(page, minilm.repo_id, iterations="20", warmup="2", sequenceLength="8")
+    page.check("#benchmark-form [name=search]")
+    page.click("#benchmark-form button")
     page.wait_for_selector("#search-result:not([hidden])", timeout=JOB_TIMEOUT_MS * 2)
     rows = page.locator("#search-table tbody tr")
     assert rows.count() == 10  # none, standard, bfloat16, aggressive, onnxruntime x batch 1, 2

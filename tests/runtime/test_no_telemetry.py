@@ -63,17 +63,24 @@ def outbound(records: list[dict]) -> list[dict]:
     return [{"event": r["event"], "address": r["address"]} for r in records if not r["local"]]
 
 
-@pytest.mark.parametrize("which", ["demo", "text-generation"])
+@pytest.mark.parametrize("which", ["demo", "demo-onnxruntime", "text-generation"])
 def test_a_bundle_loads_and_predicts_without_calling_out(tmp_path, minilm, tiny_models, which):
-    model = minilm if which == "demo" else tiny_models[which]
-    script = write_bundle(tmp_path / "bundle", facts_for(model), GenerateOptions())
+    """Each backend: torch, and ONNX Runtime (exported on first load, then run), whose Linux
+    wheel reports usage unless ORT_DISABLE_TELEMETRY is set before it is imported."""
+    model = minilm if which.startswith("demo") else tiny_models[which]
+    level = "onnxruntime" if which.endswith("onnxruntime") else "standard"
+    options = GenerateOptions(optimizationLevel=level)
+    script = write_bundle(tmp_path / "bundle", facts_for(model), options)
     run, records = audited(
         tmp_path,
         [sys.executable, str(script), "--input", "Paris is the capital of"],
         MODEL_PATH=str(model.snapshot),
+        MODELPORT_ONNX_CACHE=str(tmp_path / "onnx"),
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert json.loads(run.stdout)
+    assert json.loads(run.stdout)  # the exporter's progress went to stderr, not the answer
+    if level == "onnxruntime":
+        assert list((tmp_path / "onnx").glob("*/model.onnx"))
     assert outbound(records) == [], records
 
 
