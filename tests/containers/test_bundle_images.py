@@ -46,8 +46,10 @@ FAMILIES = {
     "text-generation": "text-generation",
     "seq2seq": "summarization",
     "image-classification": "image-classification",
+    "demo-onnxruntime": "sentence-similarity",
 }
 OPTIONS = GenerateOptions(batchSize=8)
+FAMILY_OPTIONS = {"demo-onnxruntime": GenerateOptions(batchSize=8, optimizationLevel="onnxruntime")}
 PNG = _png((200, 30, 30))
 
 
@@ -88,10 +90,10 @@ def images(hub, tiny_models, minilm, build_settings, tmp_path_factory) -> dict[s
     root = tmp_path_factory.mktemp("images")
     built: dict[str, Image] = {}
     for family, task in FAMILIES.items():
-        model = minilm if family == "demo" else tiny_models[task]
+        model = minilm if family.startswith("demo") else tiny_models[task]
         facts = facts_for(model)
         context = root / family
-        write_bundle(context, facts, OPTIONS)
+        write_bundle(context, facts, FAMILY_OPTIONS.get(family, OPTIONS))
         tag = f"localhost/modelport-test/{family}"
         result = podman.build(context, tag, mounts, args)
         built[family] = Image(family, task, tag, context, model, facts, result,
@@ -241,6 +243,9 @@ def test_bundle_image_serves_its_model(images, family):
         health = requests.get(box.url + "/health", timeout=10).json()
         assert health["runtime"]["threads"] == 1, "torch threads must follow --cpus=1"
         assert health["revision"] == image.model.commit
+        if image.family == "demo-onnxruntime":  # exported (and gated) at build, loaded here
+            assert health["runtime"]["backend"] == "onnxruntime"
+            assert "exporting" not in box.logs(), box.logs()
         # a listen backlog of 5 dropped connections at 8 concurrent clients
         assert box.listen_backlog() >= 128
 

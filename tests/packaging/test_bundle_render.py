@@ -276,6 +276,10 @@ def test_an_onnxruntime_bundle_pins_what_it_exports_and_runs_with():
     module = yaml.safe_load(files["module.yaml"])
     assert module["optimization"]["settings"]["backend"] == "onnxruntime"
     assert "ORT_DISABLE_TELEMETRY=1" in files["Dockerfile"]
+    # exported and held to the quality gate at build time; torch levels have no such step
+    assert "RUN python run_inference.py --self-check" in files["Dockerfile"]
+    plain = render_bundle(facts, GenerateOptions())["Dockerfile"]
+    assert "--self-check" not in plain and "MODELPORT_ONNX_CACHE" not in plain
 
 
 def test_embeddings_never_need_sentence_transformers():
