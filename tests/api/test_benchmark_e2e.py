@@ -311,6 +311,7 @@ def test_a_search_measures_each_level_gates_it_and_generates_the_pick(client, wo
         ({"search": True, "optimizationLevels": []}, "optimizationLevels"),
         ({"search": True, "optimizationLevels": ["turbo"]}, "optimizationLevels.0"),
         ({"optimizationLevels": ["none", "bfloat16"]}, "optimizationLevels"),
+        ({"search": True, "optimizationLevels": ["bfloat16"] * 6}, "optimizationLevels"),
     ],
 )
 def test_bad_search_requests(client, body, field):
@@ -383,3 +384,10 @@ def test_served_concurrency_drives_the_bundle_server(client, worker, tiny_models
     assert_spec_error(bad, 400, 1003)
     bad = client.post("/api/benchmark", json={**body, "servedConcurrency": [2, 2]})
     assert_spec_error(bad, 400, 1003)
+
+
+def test_a_cpu_only_level_on_the_gpu_is_refused_before_anything_is_queued(client):
+    resp = client.post("/api/benchmark", json={"modelId": "org/m", "device": "gpu",
+                                               "optimizationLevel": "onnxruntime"})  # fmt: skip
+    err = assert_spec_error(resp, 400, 1003)
+    assert "runs on CPU" in err["message"] and err["details"] == {"field": "optimizationLevel"}
