@@ -101,9 +101,8 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
             {"field": "fromBenchmark", "quality": quality},
         )
     analysis = result.get("analysis") or {}
-    size = analysis.get("optimal_batch_size")
-    if search is not None:  # the search's pick (its level is the answer's top level)
-        size = search["recommended"]["options"]["batchSize"]
+    pick = search["recommended"] if search is not None else None  # exactly a search's options
+    size = pick["options"]["batchSize"] if pick else analysis.get("optimal_batch_size")
     if not isinstance(size, int):
         raise Conflict(
             f"benchmark {job_id} measured no batch size it could recommend",
@@ -112,8 +111,7 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
     row = next((r for r in result.get("details") or [] if r.get("batchSize") == size), {})
     device = (result.get("config") or {}).get("device") or params.get("device") or "cpu"
     level = (result.get("config") or {}).get("optimizationLevel") or params["optimizationLevel"]
-    if search is not None:
-        level = search["recommended"]["options"]["optimizationLevel"]
+    level = pick["options"]["optimizationLevel"] if pick else level
     options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level)
     provenance = {
         "jobId": job_id,
@@ -126,9 +124,7 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
         "latencyP95Ms": (row.get("latencyMs") or {}).get("p95"),
         "sequenceLength": row.get("sequenceLength"),
         "meetsRequirements": bool(
-            search["recommended"].get("meetsRequirements")
-            if search is not None
-            else analysis.get("optimalMeetsRequirements")
+            pick.get("meetsRequirements") if pick else analysis.get("optimalMeetsRequirements")
         ),
         "quality": _quality_text(quality),
         "finishedAt": finished.isoformat() if finished else None,

@@ -93,6 +93,10 @@ class SearchRecommendation(BaseModel):
     model_config = Open
 
     options: dict[str, Any] = Field(description="the exact options for POST /api/generate")
+    meetsRequirements: bool = Field(
+        description="false: none qualified, this is the least violating that passed the gate"
+    )
+    rejectedBecause: list[str]
     throughput: float
     latencyP95Ms: float
     speedupVsDefault: float | None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelport.benchmarking.analysis import violations
+from modelport.benchmarking.quality import REFERENCE_LEVEL
 from modelport.benchmarking.report import MiB
 from modelport.core.schemas import CPU_ONLY_LEVELS
 
@@ -37,7 +38,6 @@ SEARCH_LEVELS = {
     "cpu": ("none", "standard", "bfloat16", "aggressive", "onnxruntime"),
     "cuda": ("none", "standard", "bfloat16", "aggressive"),
 }
-REFERENCE_LEVEL = "none"
 
 
 def search_levels(device: str, asked: Iterable[str] | None = None) -> list[str]:
@@ -158,14 +158,14 @@ def summarize(
     device: str,
     slo_ms: float | None,
     limit_bytes: int | None,
-    memory: str | None = None,
 ) -> dict[str, Any]:
     """The additive `search` section: every configuration, the Pareto front, the
     recommendation (exact generate options) and its speedup over the default."""
     levels = list(reports)
     configs = configurations(reports)
     front = {(c.level, c.batch_size) for c in pareto(configs)}
-    qualified = [c for c in configs if not why_not(c, slo_ms, limit_bytes)]
+    reasons = {id(c): why_not(c, slo_ms, limit_bytes) for c in configs}
+    qualified = [c for c in configs if not reasons[id(c)]]
     best = (
         max(
             qualified,
@@ -182,7 +182,6 @@ def summarize(
     table = []
     for config in sorted(configs, key=lambda c: (-c.row["throughput"], c.batch_size)):
         row = config.row
-        reasons = why_not(config, slo_ms, limit_bytes)
         table.append(
             {
                 "optimizationLevel": config.level,
@@ -194,25 +193,23 @@ def summarize(
                 "costPerMillion": row.get("costPerMillion"),
                 "quality": _quality_cell(config.quality),
                 "stable": row.get("stable"),
-                "qualified": not reasons,
-                "rejectedBecause": reasons,
+                "qualified": not reasons[id(config)],
+                "rejectedBecause": reasons[id(config)],
                 "pareto": (config.level, config.batch_size) in front,
                 "recommended": config is best,
             }
         )
     recommended = None
     if best is not None:
-        options: dict[str, Any] = {
+        options = {
             "batchSize": best.batch_size,
             "gpu": device == "cuda",
             "optimizationLevel": best.level,
         }
-        if memory:
-            options["memory"] = memory
         recommended = {
             "options": options,
-            "meetsRequirements": best in qualified,
-            "rejectedBecause": why_not(best, slo_ms, limit_bytes),
+            "meetsRequirements": not reasons[id(best)],
+            "rejectedBecause": reasons[id(best)],
             "throughput": best.row["throughput"],
             "latencyP95Ms": best.row["latencyMs"]["p95"],
             "speedupVsDefault": (

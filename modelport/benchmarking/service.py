@@ -20,7 +20,7 @@ from modelport.core.records import Outcome, add_event, add_metrics
 from modelport.core.registry import upsert_model
 from modelport.core.schemas import benchmark_config_key
 from modelport.core.settings import get_settings
-from modelport.packaging.facts import resolve
+from modelport.packaging.facts import ModelFacts, resolve
 from modelport.packaging.generate import model_info
 from modelport.packaging.options import unsupported
 
@@ -33,21 +33,20 @@ def benchmark_model(
     progress: Progress | None = None,
     job_id: str | None = None,
     outcome: Outcome | None = None,
+    facts: ModelFacts | None = None,
 ) -> dict[str, Any]:
     """Measure (or reuse) and return SPEC's benchmark result. Rows and cache entries go to
-    `outcome` (a job commits them with its success); without one they are written here."""
+    `outcome` (a job commits them with its success); without one they are written here.
+    `facts`: the model, when the caller resolved it already (a search, once for all levels)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from modelport.benchmarking.runner import run_benchmark
 
     settings = get_settings()
     progress = progress or (lambda fraction, stage: None)
-    progress(0.01, "resolving model")
-    facts = resolve(
-        ModelRef(params["repoId"], params.get("revision")),
-        endpoint=settings.HF_ENDPOINT,
-        token=settings.HF_TOKEN,
-    )
+    if facts is None:
+        progress(0.01, "resolving model")
+        facts = _resolve(params, settings)
     info = model_info(facts)
     cache.set_model_info(facts.repo_id, info)
     upsert_model(info)
@@ -131,8 +130,7 @@ def search_model(
 
     progress = progress or (lambda fraction, stage: None)
     settings = get_settings()
-    facts = resolve(ModelRef(params["repoId"], params.get("revision")),
-                    endpoint=settings.HF_ENDPOINT, token=settings.HF_TOKEN)  # fmt: skip
+    facts = _resolve(params, settings)
     levels, skipped = [], {}
     for level in search_levels(params["device"], params.get("optimizationLevels")):
         why = unsupported(level, facts.task)
@@ -152,7 +150,7 @@ def search_model(
         # each level measured with only itself loaded: peak memory compares configurations,
         # not how many were loaded before it
         default_cache().evict(facts.repo_id)
-        reports[level] = benchmark_model(one, step, job_id, outcome)
+        reports[level] = benchmark_model(one, step, job_id, outcome, facts)
     search = summarize(
         reports,
         device=params["device"],
@@ -171,6 +169,14 @@ def search_model(
         size = picked["options"]["batchSize"]
         answer["served"] = served_section(facts, config, rows, size, concurrency)
     return answer
+
+
+def _resolve(params: dict[str, Any], settings: Any) -> ModelFacts:
+    return resolve(
+        ModelRef(params["repoId"], params.get("revision")),
+        endpoint=settings.HF_ENDPOINT,
+        token=settings.HF_TOKEN,
+    )
 
 
 def _record(outcome: Outcome, model_id, measured: BenchmarkReport, key, device, job_id) -> None:

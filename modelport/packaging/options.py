@@ -76,13 +76,8 @@ def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
 
 def unsupported(level: str, task: str) -> str | None:
     """Why `level` cannot serve a `task` model (None: it can)."""
-    from modelport.runtime.config import ConfigError
-
     if optimization_settings(level, gpu=False).backend == "onnxruntime":
-        from modelport.runtime.onnx_backend import check_task
+        from modelport.runtime.onnx_backend import unsupported_task
 
-        try:
-            check_task(task)
-        except ConfigError as exc:
-            return str(exc)
+        return unsupported_task(task)
     return None

@@ -124,12 +124,20 @@ def quiet_torch() -> None:
     torch.set_num_threads(1)
 
 
+def unsupported_task(task: str) -> str | None:
+    """Why this backend cannot serve a `task` model (None: it can)."""
+    if task in SERVED_TASKS:
+        return None
+    return (
+        f"optimization level 'onnxruntime' serves {', '.join(sorted(SERVED_TASKS))} models; "
+        f"use a torch level (none, standard, bfloat16) for {task}"
+    )
+
+
 def check_task(task: str) -> None:
-    if task not in SERVED_TASKS:
-        raise ConfigError(
-            f"optimization level 'onnxruntime' serves {', '.join(sorted(SERVED_TASKS))} models; "
-            f"use a torch level (none, standard, bfloat16) for {task}"
-        )
+    why = unsupported_task(task)
+    if why:
+        raise ConfigError(why)
 
 
 def export(model: Any, folder: str) -> OrtModel:
