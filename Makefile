@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch first and exactly: any other spec pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# openvino's wheel pulls in openvino-telemetry (usage reports): never kept
+	$(BIN)/python -m pip uninstall -q -y openvino-telemetry
 	rm -f $(VENV)/.installed-*
 	touch $@
 

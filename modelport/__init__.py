@@ -1,6 +1,7 @@
 """modelport: Hugging Face model -> validated bundle, benchmarks and monitoring."""
 
 import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -11,3 +12,6 @@ __version__ = "0.1.0"
 for _name in ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_UPDATE_CHECK", "ORT_DISABLE_TELEMETRY"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# OpenVINO's wheel depends on openvino-telemetry, which `import openvino` loads to send an event;
+# with this, that import fails and OpenVINO uses its no-op stub (runtime/openvino_backend.py).
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]

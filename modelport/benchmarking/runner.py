@@ -65,7 +65,7 @@ from modelport.benchmarking.steps import (
 from modelport.benchmarking.timing import Progress, run_untimed, time_window
 from modelport.core.errors import BenchmarkFailed, ValidationFailed
 from modelport.packaging.facts import ModelFacts
-from modelport.packaging.options import unsupported
+from modelport.packaging.options import EXPORTED_BACKENDS, unsupported
 
 log = logging.getLogger(__name__)
 MAX_WINDOWS = 3
@@ -152,7 +152,7 @@ class _Sweep:
             raise BenchmarkFailed(f"{self.facts.repo_id} does not fit in memory: {exc}") from None
         except Exception as exc:
             raise BenchmarkFailed(f"{self.facts.repo_id} could not be loaded: {exc}") from exc
-        if self.loaded.applied.get("backend") == "onnxruntime":  # as the bundle runs it
+        if self.loaded.applied.get("backend") in EXPORTED_BACKENDS:  # as the bundle runs it
             from modelport.runtime.onnx_backend import quiet_torch
 
             quiet_torch()

@@ -35,7 +35,7 @@ from modelport.core.schemas import CPU_ONLY_LEVELS
 # What a search tries on each device kind unless the request names levels; "none" (the
 # float32 reference) is always measured, so every speedup has its baseline.
 SEARCH_LEVELS = {
-    "cpu": ("none", "standard", "bfloat16", "aggressive", "onnxruntime"),
+    "cpu": ("none", "standard", "bfloat16", "aggressive", "onnxruntime", "openvino"),
     "cuda": ("none", "standard", "bfloat16", "aggressive"),
 }
 

@@ -19,9 +19,9 @@ from pydantic import (
 from modelport.core.quantity import parse_memory
 
 # The documented optimisation levels; packaging maps each to concrete runtime settings.
-OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16", "onnxruntime")
-Level = Literal["none", "standard", "aggressive", "bfloat16", "onnxruntime"]
-CPU_ONLY_LEVELS = frozenset({"onnxruntime"})
+OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16", "onnxruntime", "openvino")
+Level = Literal["none", "standard", "aggressive", "bfloat16", "onnxruntime", "openvino"]
+CPU_ONLY_LEVELS = frozenset({"onnxruntime", "openvino"})
 # Bumped when the bundle templates change, so cached answers from older templates miss.
 BUNDLE_FORMAT = 1
 

@@ -18,11 +18,17 @@ OPTIMIZATION_LEVELS: dict[str, str] = {
         "the model exported to ONNX (torch.onnx, float32, eager attention) and run by ONNX "
         "Runtime on CPU; sentence embedding and feature-extraction models."
     ),
+    "openvino": (
+        "the same ONNX export run by OpenVINO's CPU plugin with float32 precision (the hint "
+        "set: it would pick bfloat16 by itself where the CPU has it); sentence embedding and "
+        "feature-extraction models."
+    ),
     "bfloat16": (
         "standard with bfloat16 weights on CPU and GPU: about 2x float32 on CPUs with AMX or "
         "AVX-512 bf16 instructions, slower where they are emulated (a search measures which)."
     ),
 }
+EXPORTED_BACKENDS = ("onnxruntime", "openvino")  # levels named after their backend: ONNX export
 DEFAULT_MAX_DELAY_MS = 5
 
 
@@ -36,7 +42,7 @@ class OptimizationSettings:
     inference_mode: bool
     quantization: Literal["none", "dynamic-int8"]
     compile: bool
-    backend: Literal["torch", "onnxruntime"] = "torch"
+    backend: Literal["torch", "onnxruntime", "openvino"] = "torch"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,10 +65,10 @@ def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
     device: Literal["cpu", "cuda"] = "cuda" if gpu else "cpu"
     if level == "none":
         return OptimizationSettings(device, "float32", "eager", False, "none", False)
-    if level == "onnxruntime":
+    if level in EXPORTED_BACKENDS:
         if gpu:
-            raise ValueError("optimizationLevel 'onnxruntime' runs on CPU: use gpu false")
-        return OptimizationSettings(device, "float32", "eager", True, "none", False, "onnxruntime")
+            raise ValueError(f"optimizationLevel {level!r} runs on CPU: use gpu false")
+        return OptimizationSettings(device, "float32", "eager", True, "none", False, level)
     if level == "bfloat16":
         return OptimizationSettings(device, "bfloat16", "sdpa", True, "none", False)
     if level == "standard":
@@ -76,8 +82,8 @@ def optimization_settings(level: str, *, gpu: bool) -> OptimizationSettings:
 
 def unsupported(level: str, task: str) -> str | None:
     """Why `level` cannot serve a `task` model (None: it can)."""
-    if optimization_settings(level, gpu=False).backend == "onnxruntime":
+    if optimization_settings(level, gpu=False).backend in EXPORTED_BACKENDS:
         from modelport.runtime.onnx_backend import unsupported_task
 
-        return unsupported_task(task)
+        return unsupported_task(task, level)
     return None

@@ -52,8 +52,14 @@ RUNTIME_PINS: dict[str, str] = {
     "uvloop": "0.23.0",
 }
 
-# The "onnxruntime" level: the exporter (torch.onnx with onnxscript) and the runtime.
-ONNX_PINS: dict[str, str] = {"onnx": "1.23.2", "onnxruntime": "1.32.0", "onnxscript": "0.7.2"}
+# The exported levels: the exporter (torch.onnx with onnxscript), then ONNX Runtime or OpenVINO.
+ONNX_EXPORT_PINS: dict[str, str] = {"onnx": "1.23.2", "onnxscript": "0.7.2"}
+BACKEND_PINS: dict[str, dict[str, str]] = {
+    "onnxruntime": {**ONNX_EXPORT_PINS, "onnxruntime": "1.32.0"},
+    # its wheel depends on openvino-telemetry: the Dockerfile uninstalls it after installing
+    "openvino": {**ONNX_EXPORT_PINS, "openvino": "2026.4.1"},
+}
+TELEMETRY_PACKAGES = ("openvino-telemetry",)  # pulled in by a pin above; removed after install
 PILLOW_PIN = ("pillow", "13.0.0")
 # Seq2seq checkpoints such as Helsinki-NLP/opus-mt-* ship only a SentencePiece model and no
 # tokenizer.json; their slow tokenizer needs this. Not installed in modelport's own
@@ -86,6 +92,5 @@ def requirements(task: str, *, gpu: bool, backend: str = "torch") -> list[tuple[
     weights, and exports them for ONNX Runtime)."""
     pins = {"torch": torch_pin(gpu), **RUNTIME_PINS}
     pins.update(task_extras(task))
-    if backend == "onnxruntime":
-        pins.update(ONNX_PINS)
+    pins.update(BACKEND_PINS.get(backend, {}))
     return sorted(pins.items(), key=lambda item: item[0].lower())

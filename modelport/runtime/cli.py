@@ -33,6 +33,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    from .openvino_backend import block_telemetry
+
+    block_telemetry()  # OpenVINO's converter would load openvino-telemetry on import
 
 
 def parse_args(argv: list[str] | None, home: Path) -> argparse.Namespace:

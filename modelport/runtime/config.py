@@ -38,7 +38,7 @@ class Optimization:
     inference_mode: bool = True
     quantization: str = "none"
     compile: bool = False
-    backend: str = "torch"  # or "onnxruntime" (onnx.py)
+    backend: str = "torch"  # or "onnxruntime" (onnx_backend.py), "openvino" (openvino_backend.py)
 
     @classmethod
     def from_manifest(cls, settings: Mapping[str, Any]) -> Optimization:

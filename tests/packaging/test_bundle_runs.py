@@ -51,7 +51,7 @@ def _png(color: tuple[int, int, int]) -> bytes:
 def bundles(tiny_models, minilm, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     scripts = {"minilm": write_bundle(root / "minilm", facts_for(minilm), GenerateOptions())}
-    for level in ("bfloat16", "onnxruntime"):
+    for level in ("bfloat16", "onnxruntime", "openvino"):
         scripts[f"minilm-{level}"] = write_bundle(
             root / f"minilm-{level}", facts_for(minilm), GenerateOptions(optimizationLevel=level)
         )
@@ -229,16 +229,17 @@ def test_a_bfloat16_bundle_serves_embeddings_within_the_gate(servers, minilm):
         assert 0.999 <= cosine < 1.0  # reduced precision, not float32 under another name
 
 
-def test_an_onnxruntime_bundle_serves_the_same_embeddings(servers, minilm):
-    """The onnxruntime level: the transformer runs in ONNX Runtime (float32), and the vectors
-    agree with sentence-transformers' to float32 precision, through InferenceClient and the
-    openai client alike."""
+@pytest.mark.parametrize("level", ["onnxruntime", "openvino"])
+def test_an_exported_bundle_serves_the_same_embeddings(servers, minilm, level):
+    """The onnxruntime and openvino levels: the transformer runs in ONNX Runtime or OpenVINO
+    (float32), and the vectors agree with sentence-transformers' to float32 precision, through
+    InferenceClient and the openai client alike."""
     import numpy as np
     from openai import OpenAI
     from sentence_transformers import SentenceTransformer
 
-    server = servers["minilm-onnxruntime"]
-    assert server.health["runtime"]["backend"] == "onnxruntime"
+    server = servers[f"minilm-{level}"]
+    assert server.health["runtime"]["backend"] == level
     sentences = ["A man is eating food.", "A plane is taking off.", "Ein Hund bellt."]
     want = SentenceTransformer(str(minilm.path), device="cpu").encode(sentences)
     got = client(server).feature_extraction(sentences)

@@ -63,13 +63,24 @@ def outbound(records: list[dict]) -> list[dict]:
     return [{"event": r["event"], "address": r["address"]} for r in records if not r["local"]]
 
 
-@pytest.mark.parametrize("which", ["demo", "demo-onnxruntime", "text-generation"])
+# Stands in for OpenVINO's usage reporter where it is installed: importing it leaves a mark.
+FAKE_OPENVINO_TELEMETRY = """
+import os
+open(os.environ["SOCKET_AUDIT_LOG"] + ".openvino-telemetry", "w").close()
+"""
+
+
+@pytest.mark.parametrize("which", ["demo", "demo-onnxruntime", "demo-openvino", "text-generation"])
 def test_a_bundle_loads_and_predicts_without_calling_out(tmp_path, minilm, tiny_models, which):
-    """Each backend: torch, and ONNX Runtime (exported on first load, then run), whose Linux
-    wheel reports usage unless ORT_DISABLE_TELEMETRY is set before it is imported."""
+    """Each backend: torch; ONNX Runtime (exported on first load, then run), whose Linux wheel
+    reports usage unless ORT_DISABLE_TELEMETRY is set before it is imported; and OpenVINO, whose
+    `import openvino` loads openvino-telemetry when it is installed (here a stand-in that marks
+    its import): the runtime must never let it load."""
     model = minilm if which.startswith("demo") else tiny_models[which]
-    level = "onnxruntime" if which.endswith("onnxruntime") else "standard"
+    level = which.removeprefix("demo-") if which.startswith("demo-") else "standard"
     options = GenerateOptions(optimizationLevel=level)
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "openvino_telemetry.py").write_text(FAKE_OPENVINO_TELEMETRY)
     script = write_bundle(tmp_path / "bundle", facts_for(model), options)
     run, records = audited(
         tmp_path,
@@ -79,9 +90,29 @@ def test_a_bundle_loads_and_predicts_without_calling_out(tmp_path, minilm, tiny_
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)  # the exporter's progress went to stderr, not the answer
-    if level == "onnxruntime":
+    if level in ("onnxruntime", "openvino"):
         assert list((tmp_path / "onnx").glob("*/model.onnx"))
     assert outbound(records) == [], records
+    assert not (tmp_path / "sockets.jsonl.openvino-telemetry").exists()
+
+
+def test_the_stand_in_reporter_would_be_seen(tmp_path):
+    """The check above can fail: without the runtime's block, `import openvino` imports the
+    stand-in, and its mark appears."""
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "openvino_telemetry.py").write_text(FAKE_OPENVINO_TELEMETRY)
+    run, _ = audited(tmp_path, [sys.executable, "-c", "import openvino"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "sockets.jsonl.openvino-telemetry").exists()
+
+
+def test_make_setup_keeps_openvino_telemetry_out():
+    """openvino's wheel depends on it; `make setup` uninstalls it after installing."""
+    from importlib import metadata
+
+    assert metadata.version("openvino")
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("openvino-telemetry")
 
 
 def test_the_audit_sees_an_outbound_attempt(tmp_path):
@@ -98,7 +129,8 @@ def test_the_audit_sees_an_outbound_attempt(tmp_path):
 
 def test_the_platform_turns_every_opt_out_on_before_libraries_load(tmp_path):
     code = (
-        "import json, os, modelport.workers.app, modelport.api.wsgi\n"
+        "import json, os, sys, modelport.workers.app, modelport.api.wsgi\n"
+        "assert sys.modules['openvino_telemetry'] is None\n"
         "print(json.dumps({k: os.environ.get(k) for k in ('HF_HUB_DISABLE_TELEMETRY', "
         "'HF_HUB_DISABLE_UPDATE_CHECK', 'ORT_DISABLE_TELEMETRY', 'DO_NOT_TRACK')}))"
     )

@@ -104,12 +104,50 @@ def test_the_onnxruntime_level_serves_minilm_within_the_gate(
     assert time.perf_counter() - began < 10 and again.model.path == engine.model.path
 
 
-def test_the_onnxruntime_level_names_the_tasks_it_serves(tiny_models, torch_threads):
+def test_the_openvino_level_shares_the_export_and_holds_float32(
+    minilm, tmp_path, monkeypatch, torch_threads
+):
+    """OpenVINO compiles the same cached export as ONNX Runtime, in float32 (it would choose
+    bfloat16 by itself on a CPU that has it), with the process's threads; the gate sees float32
+    arithmetic, and openvino-telemetry is never imported."""
+    import sys
+
+    import torch
+
+    from modelport.runtime.onnx_backend import OrtModel
+    from modelport.runtime.openvino_backend import OpenVinoSession
+    from modelport.runtime.params import EmbeddingParameters
+
+    monkeypatch.setenv("MODELPORT_ONNX_CACHE", str(tmp_path))
+    onnx = engine_for(minilm, "onnxruntime")
+    torch.set_num_threads(torch_threads)
+    engine = engine_for(minilm, "openvino")
+    assert isinstance(engine.model, OrtModel) and isinstance(engine.model.session, OpenVinoSession)
+    assert engine.model.path == onnx.model.path  # one export, two runtimes
+    assert len(list(tmp_path.glob("*/model.onnx"))) == 1
+    assert engine.backend.applied["backend"] == "openvino"
+    assert engine.model.session.properties() == {
+        "INFERENCE_PRECISION_HINT": "<Type: 'float32'>",
+        "INFERENCE_NUM_THREADS": str(torch_threads),
+        "NUM_STREAMS": "1",
+    }
+    assert torch.get_num_threads() == 1
+    found = self_check(engine)
+    assert found.passed and found.value > 0.99999, found.to_dict()
+    sentences = ["A man is eating food.", "Ein Hund bellt."]
+    got = engine.predict(sentences, EmbeddingParameters())
+    want = onnx.predict(sentences, EmbeddingParameters())
+    assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-4)
+    assert sys.modules.get("openvino_telemetry", "absent") is None  # blocked, not loaded
+
+
+@pytest.mark.parametrize("level", ["onnxruntime", "openvino"])
+def test_the_exported_levels_name_the_tasks_they_serve(tiny_models, torch_threads, level):
     from modelport.runtime.config import ConfigError
 
     with pytest.raises(ConfigError, match="serves feature-extraction, sentence-similarity"):
-        engine_for(tiny_models["text-classification"], "onnxruntime")
-    engine = engine_for(tiny_models["feature-extraction"], "onnxruntime")
+        engine_for(tiny_models["text-classification"], level)
+    engine = engine_for(tiny_models["feature-extraction"], level)
     assert self_check(engine).passed
 
 
