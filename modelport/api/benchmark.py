@@ -44,6 +44,8 @@ def benchmark():
     }
     if req.servedConcurrency:
         params["servedConcurrency"] = req.servedConcurrency
+    if req.batchDelaysMs:
+        params["batchDelaysMs"] = req.batchDelaysMs
     params["configKey"] = benchmark_config_key(ref.revision_or_default, params)
     if req.search:
         params.update(search_params(req, device, ref.revision_or_default, params))

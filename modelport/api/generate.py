@@ -15,7 +15,12 @@ from modelport.core.errors import Conflict, NotFound, ValidationFailed
 from modelport.core.modelref import ModelRef, parse_model_url
 from modelport.core.models import Job
 from modelport.core.quantity import parse_memory
-from modelport.core.schemas import GenerateOptions, GenerateRequest, fingerprint
+from modelport.core.schemas import (
+    DEFAULT_BATCH_DELAY_MS,
+    GenerateOptions,
+    GenerateRequest,
+    fingerprint,
+)
 
 bp = Blueprint("generate", __name__, url_prefix="/api")
 
@@ -112,7 +117,11 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
     device = (result.get("config") or {}).get("device") or params.get("device") or "cpu"
     level = (result.get("config") or {}).get("optimizationLevel") or params["optimizationLevel"]
     level = pick["options"]["optimizationLevel"] if pick else level
-    options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level)
+    served = result.get("served") or {}
+    delay = served.get("maxDelayMs") if served.get("delays") else None  # a delay search's pick
+    delay = pick["options"].get("maxBatchDelayMs") if pick else delay
+    options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level,
+                              maxBatchDelayMs=delay)  # fmt: skip
     provenance = {
         "jobId": job_id,
         "revision": (result.get("model") or {}).get("revision") or params.get("revision"),
@@ -120,6 +129,7 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
         "deviceName": (result.get("device") or {}).get("name"),
         "optimizationLevel": level,
         "batchSize": size,
+        "maxBatchDelayMs": DEFAULT_BATCH_DELAY_MS if delay is None else delay,
         "throughput": row.get("throughput"),
         "latencyP95Ms": (row.get("latencyMs") or {}).get("p95"),
         "sequenceLength": row.get("sequenceLength"),

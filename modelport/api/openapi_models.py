@@ -131,7 +131,9 @@ class BenchmarkResponse(BaseModel):
         None,
         description="the bundle's own server driven at each requested concurrency "
         "(servedConcurrency): levels[] with throughput, latencyMs, errors; addedP50Ms and "
-        "throughputVsInProcess against the in-process figures",
+        "throughputVsInProcess against the in-process figures; maxDelayMs, the batching "
+        "delay served; with batchDelaysMs, delays[] (maxDelayMs, levels, bestThroughput, "
+        "worstP95Ms, meetsObjective) and delaySentence, the reported delay being the best",
     )
 
 

@@ -12,6 +12,11 @@ sample each), latency mean/p50/p95/p99 per request, errors. Against the in-proce
 the same run: the p50 the server adds to a single-input predict at concurrency 1, and the best
 served throughput over the best in-process throughput at batch sizes up to the server's.
 
+With `batchDelaysMs`, the bundle is served once per batching delay (how long its batcher
+lets a batch fill under load) and driven the same way; the delay with the highest served
+throughput under the p95 objective is reported, and becomes the recommendation's
+`maxBatchDelayMs` (Triton Model Analyzer searches `max_queue_delay_microseconds` likewise).
+
 The load generator shares the machine with the server (threads in the worker process, mostly
 waiting on sockets), as perf_analyzer does when run beside the server.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -44,6 +50,12 @@ STOP_TIMEOUT_S = 15.0
 MAX_REQUESTS = 2000  # timed requests per concurrency level, at most
 MAX_WARMUP = 5  # untimed requests per client, at most
 LABELS = ["animals", "politics", "sports"]
+# The runtime's environment overrides of module.yaml: the worker's own must not leak into the
+# server it measures (MODEL_PATH is set to the worker's weights).
+RUNTIME_OVERRIDES = frozenset({
+    "MODEL_ID", "MODEL_REVISION", "MAX_BATCH_SIZE", "MAX_BATCH_DELAY_MS", "PORT", "HOST",
+    "MODULE_YAML",
+})  # fmt: skip
 
 
 def measure_served(
@@ -56,8 +68,42 @@ def measure_served(
     concurrency: list[int],
     threads: int,
     rows: list[BatchResult],
+    delays: list[int] | None = None,
+    slo_ms: float | None = None,
 ) -> dict[str, Any]:
-    """Serve the measured configuration and drive it; the additive `served` section."""
+    """Serve the measured configuration and drive it; the additive `served` section. With
+    `delays`, one server per batching delay, each driven at every concurrency, and the delay
+    chosen (choose_delay) is the one the section reports, with `delays[]` beside it."""
+    body, content_type = request_body(loaded, config.sequence_length, config.max_new_tokens)
+    runs = [
+        serve_at(
+            facts, config, model_folder, body, content_type,
+            batch_size=batch_size, concurrency=concurrency, threads=threads, delay=delay,
+        )
+        for delay in (delays or [None])
+    ]  # fmt: skip
+    chosen, sentence = choose_delay(runs, slo_ms) if delays else (runs[0], None)
+    section = {"maxBatchSize": batch_size, **chosen, **overhead(chosen["levels"], rows, batch_size)}
+    if delays:
+        section["delays"] = [summarize_delay(run, slo_ms) for run in runs]
+        section["delaySentence"] = sentence
+    return section
+
+
+def serve_at(
+    facts: ModelFacts,
+    config: BenchmarkConfig,
+    model_folder: str,
+    body: bytes,
+    content_type: str,
+    *,
+    batch_size: int,
+    concurrency: list[int],
+    threads: int,
+    delay: int | None,
+) -> dict[str, Any]:
+    """The bundle rendered for this configuration (and batching delay), served and driven at
+    each concurrency: {maxDelayMs, readyS, levels}."""
     from modelport.packaging.bundle import render_bundle
     from modelport.packaging.options import GenerateOptions
 
@@ -65,8 +111,8 @@ def measure_served(
         batchSize=batch_size,
         gpu=config.device == "cuda",
         optimizationLevel=config.optimization_level,
+        maxBatchDelayMs=delay,
     )
-    body, content_type = request_body(loaded, config.sequence_length, config.max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="modelport-served-") as folder:
         for name, text in render_bundle(facts, options).items():
             path = Path(folder) / name
@@ -76,6 +122,7 @@ def measure_served(
             started = time.perf_counter()
             server.wait_ready(READY_TIMEOUT_S)
             ready_s = time.perf_counter() - started
+            server.expect(maxBatchSize=batch_size, maxDelayMs=options.max_delay_ms)
             levels = [
                 drive(
                     server.url, body, content_type, c, min(config.warmup, MAX_WARMUP),
@@ -83,13 +130,54 @@ def measure_served(
                 )
                 for c in concurrency
             ]  # fmt: skip
-    return {
-        "maxBatchSize": batch_size,
-        "maxDelayMs": options.max_delay_ms,
-        "readyS": round(ready_s, 2),
-        "levels": levels,
-        **overhead(levels, rows, batch_size),
-    }
+    return {"maxDelayMs": options.max_delay_ms, "readyS": round(ready_s, 2), "levels": levels}
+
+
+def best_throughput(levels: list[dict[str, Any]], slo_ms: float | None) -> float | None:
+    """The highest requests/s among the error-free levels whose p95 meets the objective."""
+    ok = [
+        level["throughput"]
+        for level in levels
+        if level["throughput"] and not level["errors"]
+        and (slo_ms is None or level["latencyMs"]["p95"] <= slo_ms)
+    ]  # fmt: skip
+    return max(ok, default=None)
+
+
+def worst_p95(levels: list[dict[str, Any]]) -> float:
+    return max((level["latencyMs"]["p95"] for level in levels if level["latencyMs"]),
+               default=math.inf)  # fmt: skip
+
+
+def summarize_delay(run: dict[str, Any], slo_ms: float | None) -> dict[str, Any]:
+    best, worst = best_throughput(run["levels"], slo_ms), worst_p95(run["levels"])
+    return {**run, "bestThroughput": best, "worstP95Ms": worst if math.isfinite(worst) else None,
+            "meetsObjective": best is not None}  # fmt: skip
+
+
+def choose_delay(runs: list[dict[str, Any]], slo_ms: float | None) -> tuple[dict[str, Any], str]:
+    """The batching delay to ship: the highest served throughput at any concurrency whose p95
+    meets `slo_ms` (without errors); on a tie the shorter delay. When no delay meets it, the
+    one with the lowest worst p95, said so."""
+    objective = f"p95 <= {slo_ms:g} ms" if slo_ms is not None else "no latency objective"
+    scored = [(best_throughput(run["levels"], slo_ms), run) for run in runs]
+    qualified = [(best, run) for best, run in scored if best is not None]
+    if qualified:
+        best, chosen = max(qualified, key=lambda item: (item[0], -item[1]["maxDelayMs"]))
+        others = ", ".join(
+            f"{run['maxDelayMs']} ms: " + (f"{b:.1f} req/s" if b is not None else "over it")
+            for b, run in scored
+            if run is not chosen
+        )
+        return chosen, (
+            f"batching delay {chosen['maxDelayMs']} ms serves the most: {best:.1f} req/s "
+            f"({objective}); {others}"
+        )
+    chosen = min(runs, key=lambda run: (worst_p95(run["levels"]), run["maxDelayMs"]))
+    return chosen, (
+        f"no batching delay met {objective}: {chosen['maxDelayMs']} ms came closest "
+        f"(worst p95 {worst_p95(chosen['levels']):.1f} ms)"
+    )
 
 
 def overhead(levels: list[dict[str, Any]], rows: list[BatchResult], batch_size: int) -> dict:
@@ -216,7 +304,7 @@ class BundleProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = script.parent / "server.log"
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in RUNTIME_OVERRIDES},
             "MODEL_PATH": model_folder,
             "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": str(threads),
@@ -252,6 +340,15 @@ class BundleProcess:
                     return
             time.sleep(0.2)
         raise BenchmarkFailed(f"the bundle's server was not ready within {timeout:g} s")
+
+    def expect(self, **settings: Any) -> None:
+        """The server runs what was rendered (its /health says so), or nothing is measured."""
+        import requests
+
+        health = requests.get(self.url + "/health", timeout=10).json()
+        wrong = {k: health.get(k) for k, v in settings.items() if health.get(k) != v}
+        if wrong:
+            raise BenchmarkFailed(f"the bundle's server runs {wrong}, not {settings}")
 
     def tail(self) -> str:
         with contextlib.suppress(OSError):

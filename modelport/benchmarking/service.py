@@ -92,14 +92,17 @@ def benchmark_model(
     if concurrency and report.optimal_batch_size is not None:
         progress(0.96, "serving the bundle")
         spec["served"] = served_section(
-            facts, config, report.rows, report.optimal_batch_size, concurrency
+            facts, config, report.rows, report.optimal_batch_size, concurrency, params
         )
     return spec
 
 
-def served_section(facts, config, rows, batch_size: int, concurrency: list[int]) -> dict:
-    """The bundle's server at `batch_size`, driven at each concurrency (served.py); a server
-    that cannot start is reported here, the in-process figures stand."""
+def served_section(
+    facts, config, rows, batch_size: int, concurrency: list[int], params: dict[str, Any]
+) -> dict:
+    """The bundle's server at `batch_size`, driven at each concurrency (served.py), at each of
+    the request's batchDelaysMs if any; a server that cannot start is reported here, the
+    in-process figures stand."""
     from modelport.benchmarking.modelcache import default_cache
     from modelport.benchmarking.runner import threads_for
     from modelport.benchmarking.served import measure_served
@@ -110,6 +113,7 @@ def served_section(facts, config, rows, batch_size: int, concurrency: list[int])
         return measure_served(
             facts, config, loaded, loaded.folder or "", batch_size=batch_size,
             concurrency=concurrency, threads=threads_for(config.cpu_cores), rows=rows,
+            delays=params.get("batchDelaysMs"), slo_ms=params.get("latencySloMs"),
         )  # fmt: skip
     except BenchmarkFailed as exc:
         log.warning("served benchmark of %s failed: %s", facts.repo_id, exc.message)
@@ -167,7 +171,9 @@ def search_model(
         config = replace(config_from(params, settings), optimization_level=level)
         rows = [BatchResult.from_dict(r) for r in reports[level].get("details") or []]
         size = picked["options"]["batchSize"]
-        answer["served"] = served_section(facts, config, rows, size, concurrency)
+        served = answer["served"] = served_section(facts, config, rows, size, concurrency, params)
+        if served.get("delays"):  # the searched delay is part of what to generate
+            picked["options"]["maxBatchDelayMs"] = served["maxDelayMs"]
     return answer
 
 

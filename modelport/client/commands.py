@@ -80,6 +80,12 @@ def add_parsers(sub) -> None:
         metavar="1,4,16",
         help="also serve the bundle and drive it with this many concurrent clients each",
     )
+    bench.add_argument(
+        "--delays",
+        type=_int_list,
+        metavar="0,2,5,10",
+        help="with --served: serve at each batching delay (ms) and recommend the best",
+    )
     bench.set_defaults(handler=benchmark)
 
     mon = sub.add_parser("monitor", help="statistics and recommendations for a model", **kw)
@@ -196,6 +202,7 @@ def benchmark(client: Client, args) -> int:
         search=True if args.search or args.levels else None,
         optimizationLevels=args.levels,
         servedConcurrency=args.served,
+        batchDelaysMs=args.delays,
     )
     result, job = _run_job(client, "/api/benchmark", body)
     if result is None:
@@ -229,10 +236,20 @@ def _print_served(served: dict | None) -> None:
     """The bundle's server at each concurrency, and what it adds over in-process."""
     if not served:
         return
-    print(f"\nserved (the bundle's server, max batch size {served['maxBatchSize']}):")
+    print(
+        f"\nserved (the bundle's server, max batch size {served['maxBatchSize']}, batching "
+        f"delay {served.get('maxDelayMs', '?')} ms):"
+    )
     if served.get("error"):
         print(f"  not measured: {served['error']}")
         return
+    if served.get("delays"):
+        render.table(
+            ["delay ms", "best req/s", "worst p95 ms", "meets objective"],
+            [[d["maxDelayMs"], d["bestThroughput"], d["worstP95Ms"],
+              "yes" if d["meetsObjective"] else "no"] for d in served["delays"]],
+        )  # fmt: skip
+        print(served.get("delaySentence") or "")
     render.table(
         ["clients", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"],
         [

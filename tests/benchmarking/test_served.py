@@ -89,3 +89,69 @@ def test_a_server_that_cannot_start_fails_with_its_reason(minilm, cache, tmp_pat
     with pytest.raises(BenchmarkFailed, match="exited with 1 before it was ready"):
         measure_served(facts, config, loaded, str(tmp_path / "missing"), batch_size=1,
                        concurrency=[1], threads=1, rows=[BatchResult(1)])  # fmt: skip
+
+
+def _level(concurrency: int, throughput: float | None, p95: float, errors: int = 0) -> dict:
+    latency = {"p50": p95 / 2, "p95": p95, "p99": p95} if throughput else None
+    return {"concurrency": concurrency, "requests": 10, "errors": errors,
+            "throughput": throughput, "latencyMs": latency}  # fmt: skip
+
+
+def test_the_delay_chosen_serves_the_most_within_the_objective():
+    from modelport.benchmarking.served import choose_delay, summarize_delay
+
+    runs = [
+        {"maxDelayMs": 0, "levels": [_level(1, 50.0, 20.0), _level(8, 100.0, 80.0)]},
+        {"maxDelayMs": 5, "levels": [_level(1, 45.0, 25.0), _level(8, 140.0, 90.0)]},
+        {"maxDelayMs": 20, "levels": [_level(1, 30.0, 40.0), _level(8, 160.0, 150.0)]},
+    ]
+    chosen, sentence = choose_delay(runs, slo_ms=100.0)
+    assert chosen["maxDelayMs"] == 5  # 20 ms serves more, but over the objective
+    assert sentence.startswith("batching delay 5 ms serves the most: 140.0 req/s (p95 <= 100 ms)")
+    assert "0 ms: 100.0 req/s" in sentence and "20 ms: 30.0 req/s" in sentence
+    assert choose_delay(runs, slo_ms=None)[0]["maxDelayMs"] == 20
+    # errors disqualify a level; a tie goes to the shorter delay
+    runs[1]["levels"][1]["errors"] = 3
+    assert choose_delay(runs, slo_ms=100.0)[0]["maxDelayMs"] == 0
+    tie = [{"maxDelayMs": 10, "levels": [_level(4, 90.0, 10.0)]},
+           {"maxDelayMs": 2, "levels": [_level(4, 90.0, 12.0)]}]  # fmt: skip
+    assert choose_delay(tie, slo_ms=None)[0]["maxDelayMs"] == 2
+    # nothing meets it: the lowest worst p95, said so
+    chosen, sentence = choose_delay(runs, slo_ms=5.0)
+    assert chosen["maxDelayMs"] == 0
+    assert sentence == "no batching delay met p95 <= 5 ms: 0 ms came closest (worst p95 80.0 ms)"
+    summary = summarize_delay(runs[2], 100.0)
+    assert (summary["bestThroughput"], summary["worstP95Ms"], summary["meetsObjective"]) == (
+        30.0,
+        150.0,
+        True,
+    )
+    failed = summarize_delay({"maxDelayMs": 1, "levels": [_level(1, None, 0.0, errors=4)]}, None)
+    assert failed["bestThroughput"] is None and failed["worstP95Ms"] is None  # never Infinity
+    assert failed["meetsObjective"] is False
+
+
+def test_each_delay_is_served_by_a_server_running_it(tiny_models, cache, monkeypatch):
+    """batchDelaysMs: one server per delay, each checked (its /health) to run the rendered
+    delay even when the worker's own environment sets MAX_BATCH_DELAY_MS; the section reports
+    the chosen delay's levels."""
+    monkeypatch.setenv("MAX_BATCH_DELAY_MS", "777")  # a worker's setting must not leak in
+    model = tiny_models["text-classification"]
+    facts = resolve(ModelRef(model.repo_id))
+    config = BenchmarkConfig(batch_sizes=[1, 2], iterations=4, warmup=1, sequence_length=8,
+                             max_memory_bytes=16 * GiB, cpu_cores=1.0)  # fmt: skip
+    report = run_benchmark(facts, config, cache=cache)
+    loaded = cache.get(facts, "cpu", config.optimization_level)
+    served = measure_served(
+        facts, config, loaded, loaded.folder, batch_size=2, concurrency=[1, 3], threads=1,
+        rows=report.rows, delays=[0, 25], slo_ms=None,
+    )  # fmt: skip
+    assert [d["maxDelayMs"] for d in served["delays"]] == [0, 25]
+    for delay in served["delays"]:
+        assert [lv["concurrency"] for lv in delay["levels"]] == [1, 3]
+        assert all(lv["errors"] == 0 for lv in delay["levels"])
+        assert delay["bestThroughput"] == max(lv["throughput"] for lv in delay["levels"])
+    chosen = next(d for d in served["delays"] if d["maxDelayMs"] == served["maxDelayMs"])
+    assert served["levels"] == chosen["levels"]
+    assert chosen["bestThroughput"] == max(d["bestThroughput"] for d in served["delays"])
+    assert served["delaySentence"].startswith(f"batching delay {served['maxDelayMs']} ms")

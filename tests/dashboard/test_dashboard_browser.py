@@ -104,7 +104,7 @@ def fill_benchmark(page, model_id: str, **fields: str) -> None:
 def test_benchmark_draws_the_charts(page, tiny_models):
     model = tiny_models["text-classification"]
     fill_benchmark(page, model.repo_id, iterations="2", warmup="0", sequenceLength="16",
-                   servedConcurrency="1, 2")  # fmt: skip
+                   servedConcurrency="1, 2", batchDelaysMs="0, 10")  # fmt: skip
     page.click("#benchmark-form button")
     page.wait_for_selector("#benchmark-result:not([hidden])", timeout=JOB_TIMEOUT_MS)
     for chart in ("throughput", "latency", "memory", "cost"):
@@ -114,6 +114,12 @@ def test_benchmark_draws_the_charts(page, tiny_models):
     assert [served.nth(i).locator("td").nth(0).text_content() for i in range(2)] == ["1", "2"]
     assert all(served.nth(i).locator("td").nth(2).text_content() == "0" for i in range(2))
     assert "adds" in page.text_content("#served-summary")
+    delays = page.locator("#delays-table tbody tr")  # one server per batching delay
+    assert delays.count() == 2
+    assert [delays.nth(i).locator("td").nth(0).text_content() for i in range(2)] == ["0", "10"]
+    chosen = page.locator("#delays-table tr.recommended td").nth(0).text_content()
+    assert f"batching delay {chosen} ms" in page.text_content("#served-summary")
+    assert page.text_content("#delay-sentence").startswith(f"batching delay {chosen} ms")
     assert page.text_content("#optimal-batch") in ("1", "2")
     assert page.locator("#benchmark-recommendations li").count() >= 1
 

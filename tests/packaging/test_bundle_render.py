@@ -394,6 +394,19 @@ def test_options_fingerprint():
     ]
     assert len({a.fingerprint(), *(o.fingerprint() for o in others)}) == 6
     assert a.fingerprint() == "110fd5fa2e7ec2c5"  # stable across processes and releases
+    # the batching delay: the runtime's default spelled out is the default (keys made before
+    # it existed still hit); any other delay is another bundle
+    assert GenerateOptions(maxBatchDelayMs=5).fingerprint() == GenerateOptions().fingerprint()
+    assert GenerateOptions(maxBatchDelayMs=0).fingerprint() != GenerateOptions().fingerprint()
+
+
+def test_the_batching_delay_reaches_every_file_that_states_it():
+    files = render_bundle(make_facts(), GenerateOptions(maxBatchDelayMs=0))
+    assert yaml.safe_load(files["module.yaml"])["batching"]["maxDelayMs"] == 0
+    assert "MAX_BATCH_DELAY_MS=0 " in files["Dockerfile"]
+    assert "waiting at most 0 ms" in files["README.md"]
+    default = render_bundle(make_facts(), GenerateOptions())
+    assert yaml.safe_load(default["module.yaml"])["batching"]["maxDelayMs"] == 5
 
 
 @pytest.mark.parametrize(

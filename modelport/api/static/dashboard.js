@@ -295,6 +295,8 @@ $("#benchmark-form").addEventListener("submit", (event) => {
   if (form.search.checked) body.search = true;
   const clients = (values.servedConcurrency || "").split(/[\s,]+/).filter(Boolean).map(Number);
   if (clients.length) body.servedConcurrency = clients;
+  const delays = (values.batchDelaysMs || "").split(/[\s,]+/).filter(Boolean).map(Number);
+  if (delays.length) body.batchDelaysMs = delays;
   showError("#benchmark-error", null);
   $("#benchmark-result").hidden = true;
   $("#search-result").hidden = true;
@@ -338,9 +340,24 @@ function showServed(served) {
     );
     rows.append(tr);
   }
+  const delays = $("#delays-table tbody");
+  delays.replaceChildren();
+  for (const run of served.delays || []) {
+    const tr = el("tr", null, run.maxDelayMs === served.maxDelayMs ? "recommended" : null);
+    tr.append(
+      el("td", String(run.maxDelayMs), "num"),
+      el("td", fmt(run.bestThroughput, 1), "num"),
+      el("td", fmt(run.worstP95Ms, 1), "num"),
+      el("td", run.meetsObjective ? "yes" : "no", run.meetsObjective ? null : "fail"),
+    );
+    delays.append(tr);
+  }
+  $("#delay-sentence").textContent = served.delaySentence || "";
+  $("#delays-result").hidden = !(served.delays || []).length;
   $("#served-summary").textContent = served.error
     ? `Not measured: ${served.error}`
-    : `Max batch size ${served.maxBatchSize}, ready in ${fmt(served.readyS, 1)} s; the server ` +
+    : `Max batch size ${served.maxBatchSize}, batching delay ${fmt(served.maxDelayMs)} ms, ` +
+      `ready in ${fmt(served.readyS, 1)} s; the server ` +
       `adds ${fmt(served.addedP50Ms, 1)} ms p50 to a single predict, and its best rate is ` +
       `${fmt(served.throughputVsInProcess, 2)}x the in-process one.`;
   $("#served-result").hidden = false;
