@@ -14,7 +14,7 @@
 3. The recommended bundle served (servedConcurrency: its own run_inference.py server on
    loopback, started by the worker; clients = batch size and 2 x batch size): the served
    throughput against the search's in-process figure (target >= 0.9; the load generator
-   shares the CPUs).
+   shares the CPUs), at each batching delay of DELAYS_MS, the best one reported.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from _harness import Platform
 from _harness import record as _record
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DELAYS_MS = [0, 5, 20]  # the served step's batching delays (5: the runtime's default)
 
 
 def record(figure: str, value: float, unit: str, **kwargs) -> dict:
@@ -126,9 +127,14 @@ def main() -> int:
             served_job = run_search(platform, {
                 **body, "search": False, "optimizationLevel": options["optimizationLevel"],
                 "batchSizes": [size], "iterations": max(args.iterations, 50),
-                "servedConcurrency": sorted({size, 2 * size}),
+                "servedConcurrency": sorted({size, 2 * size}), "batchDelaysMs": DELAYS_MS,
             })  # fmt: skip
             served = served_job["result"]["served"]
+            for run in served.get("delays") or []:
+                print(f"served at batching delay {run['maxDelayMs']} ms: best "
+                      f"{run['bestThroughput'] or 0:.1f} req/s, worst p95 "
+                      f"{run['worstP95Ms'] or 0:.1f} ms")  # fmt: skip
+            print(served.get("delaySentence") or served.get("error") or "")
             for lv in served["levels"]:
                 print(f"served: {lv['concurrency']} clients: {lv['throughput']:.1f} req/s, "
                       f"p95 {lv['latencyMs']['p95']:.1f} ms, {lv['errors']} errors")  # fmt: skip
