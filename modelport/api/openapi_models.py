@@ -132,7 +132,8 @@ class BenchmarkResponse(BaseModel):
         description="the bundle's own server driven at each requested concurrency "
         "(servedConcurrency): levels[] with throughput, latencyMs, errors; addedP50Ms and "
         "throughputVsInProcess against the in-process figures; maxDelayMs, the batching "
-        "delay served; with batchDelaysMs, delays[] (maxDelayMs, levels, bestThroughput, "
+        "delay served; serverMemoryMb and meanBatchSize from the server's own /metrics; "
+        "with batchDelaysMs, delays[] (maxDelayMs, levels, bestThroughput, "
         "worstP95Ms, meetsObjective) and delaySentence, the reported delay being the best",
     )
 

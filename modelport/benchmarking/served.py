@@ -130,7 +130,9 @@ def serve_at(
                 )
                 for c in concurrency
             ]  # fmt: skip
-    return {"maxDelayMs": options.max_delay_ms, "readyS": round(ready_s, 2), "levels": levels}
+            after = server.metrics()
+    return {"maxDelayMs": options.max_delay_ms, "readyS": round(ready_s, 2), "levels": levels,
+            **after}  # fmt: skip
 
 
 def best_throughput(levels: list[dict[str, Any]], slo_ms: float | None) -> float | None:
@@ -349,6 +351,27 @@ class BundleProcess:
         wrong = {k: health.get(k) for k, v in settings.items() if health.get(k) != v}
         if wrong:
             raise BenchmarkFailed(f"the bundle's server runs {wrong}, not {settings}")
+
+    def metrics(self) -> dict[str, float | None]:
+        """From the server's own /metrics after the load: its resident memory (what this
+        configuration costs in a container, without the worker's other models) and the mean
+        inputs per model batch (how well the batcher filled batches)."""
+        import requests
+        from prometheus_client.parser import text_string_to_metric_families
+
+        values: dict[str, float] = {}
+        with contextlib.suppress(requests.RequestException, ValueError):
+            text = requests.get(self.url + "/metrics", timeout=10).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    values.setdefault(sample.name, sample.value)
+        rss = values.get("process_resident_memory_bytes")
+        batches = values.get("modelport_batch_size_count")
+        inputs = values.get("modelport_batch_size_sum")
+        return {
+            "serverMemoryMb": round(rss / 2**20, 1) if rss else None,
+            "meanBatchSize": round(inputs / batches, 2) if batches and inputs else None,
+        }
 
     def tail(self) -> str:
         with contextlib.suppress(OSError):

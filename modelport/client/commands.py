@@ -260,7 +260,9 @@ def _print_served(served: dict | None) -> None:
     )  # fmt: skip
     print(
         f"server adds {render.fmt(served.get('addedP50Ms'))} ms p50 to a single predict; best "
-        f"served throughput is {render.fmt(served.get('throughputVsInProcess'))}x in-process"
+        f"served throughput is {render.fmt(served.get('throughputVsInProcess'))}x in-process; "
+        f"server RSS {render.fmt(served.get('serverMemoryMb'))} MB, mean batch "
+        f"{render.fmt(served.get('meanBatchSize'))} inputs"
     )
 
 

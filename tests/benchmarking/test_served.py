@@ -155,3 +155,6 @@ def test_each_delay_is_served_by_a_server_running_it(tiny_models, cache, monkeyp
     assert served["levels"] == chosen["levels"]
     assert chosen["bestThroughput"] == max(d["bestThroughput"] for d in served["delays"])
     assert served["delaySentence"].startswith(f"batching delay {served['maxDelayMs']} ms")
+    for delay in served["delays"]:  # from each server's own /metrics after its load
+        assert 50 < delay["serverMemoryMb"] < 4096
+        assert 1.0 <= delay["meanBatchSize"] <= 2.0  # the server's max batch size is 2

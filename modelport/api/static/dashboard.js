@@ -359,7 +359,9 @@ function showServed(served) {
     : `Max batch size ${served.maxBatchSize}, batching delay ${fmt(served.maxDelayMs)} ms, ` +
       `ready in ${fmt(served.readyS, 1)} s; the server ` +
       `adds ${fmt(served.addedP50Ms, 1)} ms p50 to a single predict, and its best rate is ` +
-      `${fmt(served.throughputVsInProcess, 2)}x the in-process one.`;
+      `${fmt(served.throughputVsInProcess, 2)}x the in-process one; it held ` +
+      `${fmt(served.serverMemoryMb, 0)} MB and filled batches of ${fmt(served.meanBatchSize)} ` +
+      `inputs on average.`;
   $("#served-result").hidden = false;
 }
 
