@@ -17,10 +17,10 @@ from modelport.core.errors import InvalidModel
 MAX_REF_LENGTH = 300
 # Hub rules: alphanumerics, '-', '_', '.', no leading/trailing '.', no '--' or '..'.
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
-REPO_ID_RE = re.compile(rf"^(?:{_PART}/)?{_PART}$")
+REPO_ID_RE = re.compile(rf"^(?:{_PART}/)?{_PART}\Z")
 # Branch/tag names or commit shas; no shell, path or URL metacharacters.
-REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}\Z")
 
 ACCEPTED = (
     "Accepted forms: https://huggingface.co/<org>/<name>, "

@@ -23,7 +23,7 @@ import urllib3.connection
 import urllib3.exceptions
 
 from modelport.core.errors import ValidationFailed
-from modelport.monitoring.urls import check_deployment_url
+from modelport.monitoring.urls import Target, check_target
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 LATENCY = "modelport_request_duration_seconds"
@@ -49,12 +49,14 @@ def fetch(url: str, allowed_hosts: Iterable[str], timeout: float) -> str:
     `timeout` bounds the whole scrape (connect, headers and body), not each socket read: a
     server that drips its answer a byte at a time is cut off when the time is up."""
     try:
-        base = check_deployment_url(url, allowed_hosts)
+        target = check_target(url, allowed_hosts)
     except ValidationFailed as exc:
         raise ScrapeError("deployment_unreachable", f"refused: {exc.message}") from None
-    deadline = _Deadline(timeout)
+    base = target.base
+    deadline = _Deadline(timeout, target)
     try:
         with requests.Session() as session, deadline:
+            session.trust_env = False  # no proxy or .netrc from the environment: direct only
             session.mount("http://", _DeadlineAdapter())
             session.mount("https://", _DeadlineAdapter())
             with session.get(
@@ -91,11 +93,13 @@ _watching = threading.local()
 
 
 class _Deadline:
-    """While entered, every socket the thread's scrape opens is shut down once `seconds` have
-    passed, which ends any read blocked on it (requests' timeouts are per read)."""
+    """While entered, the thread's scrape connects only to the addresses `target` was checked
+    with (never resolving its host again), and every socket it opens is shut down once
+    `seconds` have passed, which ends any read blocked on it (requests' timeouts are per read)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, target: Target) -> None:
         self.seconds = seconds
+        self.target = target
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -132,12 +136,40 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _Watched:
+    """A connection to the checked addresses of the deployment's host (the Host header and
+    TLS server name stay the host's), watched by the thread's deadline."""
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
         deadline = getattr(_watching, "deadline", None)
-        if deadline is not None:
+        if deadline is None:
+            raise urllib3.exceptions.NewConnectionError(self, "no checked deployment address")
+        target = deadline.target
+        host = self.host.strip("[]").rstrip(".").lower()
+        if host != target.host:  # a redirect or proxy would name another host: never
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"{host} is not the checked deployment host {target.host}"
+            )
+        failure: OSError | None = None
+        for address in target.addresses:
+            try:
+                sock = urllib3.util.connection.create_connection(
+                    (str(address), self.port), self.timeout,
+                    source_address=self.source_address, socket_options=self.socket_options,
+                )  # fmt: skip
+            except OSError as exc:
+                failure = exc
+                continue
             deadline.watch(sock)
-        return sock
+            return sock
+        raise urllib3.exceptions.NewConnectionError(
+            self, f"Failed to establish a new connection: {failure}"
+        )
 
 
 class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):

@@ -23,6 +23,10 @@ from tests.packaging.bundle_servers import BundleServer, facts_for, write_bundle
         "ftp://127.0.0.1/",
         "http://localhost.:8080/?x=1",
         "not a url",
+        "http://[8.8.8.8]",  # was a 500 (1012)
+        "http://[::1",  # was a 500
+        "http://[64:ff9b::7f00:1]:8080",  # NAT64 loopback
+        "http://[::7f00:1]:8080",  # IPv4-compatible loopback
     ],
 )
 def test_refused_deployment_urls(client, url):

@@ -99,6 +99,14 @@ HOSTILE = [
     "org/name\x00",
     "org/name\x1b[31m",
     "org/name\tx",
+    # percent-encoded in a URL: unquoted, then checked whole (a trailing newline passed `$`)
+    "https://huggingface.co/org/name%0A",
+    "https://huggingface.co/org/name/tree/main%0A",
+    "hf://org/name@main%0A",
+    "https://huggingface.co/org%0A/name",
+    # malformed hosts: these were 500s
+    "http://[8.8.8.8]/org/name",
+    "https://[::1/org/name",
     # length
     "a" * 10_000,
     "org/" + "n" * 10_000,

@@ -149,13 +149,85 @@ def free_port() -> int:
         "http://",
         "http://example.com/?q=1",
         "http://no-such-host.invalid",
+        # IPv6 forms that carry a refused IPv4 address
+        "http://[::7f00:1]",  # IPv4-compatible 127.0.0.1
+        "http://[64:ff9b::7f00:1]",  # NAT64 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]",  # NAT64 169.254.169.254
+        "http://[2002:7f00:1::]",  # 6to4 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+        "http://[64:ff9b:1::808:808]",  # a network's own NAT64 (RFC 8215)
+        # malformed: these were 500s
+        "http://[8.8.8.8]",
+        "http://[::1",
+        "http://[::1]x/",
     ],
 )
 def test_refused_urls(url):
     from modelport.monitoring.urls import check_deployment_url
 
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(ValidationFailed) as refused:
         check_deployment_url(url, [])
+    assert "Traceback" not in refused.value.message
+
+
+def test_an_embedded_public_ipv4_is_public():
+    """NAT64 of a public address is as public as the address: not refused."""
+    from modelport.monitoring.urls import check_deployment_url, embedded_ipv4
+
+    assert (
+        check_deployment_url("http://[64:ff9b::808:808]:81", []) == "http://[64:ff9b::808:808]:81"
+    )
+    import ipaddress
+
+    assert str(embedded_ipv4(ipaddress.IPv6Address("::7f00:1"))) == "127.0.0.1"
+    assert embedded_ipv4(ipaddress.IPv6Address("2606:4700::1111")) is None
+
+
+def test_a_scrape_connects_to_the_address_it_checked(monkeypatch):
+    """DNS rebinding: the name resolves to an allowed address for the check and to another
+    for the connection. The scrape resolves once and connects to what it checked, with the
+    name in the Host header; a second lookup never happens."""
+    import http.server
+    import socket
+    import threading
+
+    from modelport.monitoring import scrape
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers["Host"])
+            body = b"modelport_up 1\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.test":
+            return real(host, *args, **kwargs)
+        lookups.append(host)  # first answer allowed, every later one elsewhere
+        address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        text = scrape.fetch(f"http://rebind.test:{port}", ["127.0.0.1"], timeout=10)
+    finally:
+        server.shutdown()
+    assert text == "modelport_up 1\n"
+    assert lookups == ["rebind.test"]
+    assert seen == [f"rebind.test:{port}"]
 
 
 def test_allowed_urls():
