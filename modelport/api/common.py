@@ -10,6 +10,7 @@ from typing import TypeVar
 import redis
 from flask import current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from modelport.core import events
 from modelport.core import jobs as core_jobs
@@ -28,6 +29,11 @@ def parse_body(model: type[M]) -> M:
     if not request.is_json:
         raise BadRequest("send a JSON body with 'Content-Type: application/json'")
     raw = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # a chunked body is read up to the limit and cut there (the server terminates the
+        # stream, werkzeug stops at the limit): refuse it rather than parse a truncated body
+        raise RequestEntityTooLarge()
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -90,7 +96,9 @@ def wait_for_job(job_id: str, seconds: float) -> Job:
 
 def submit_job(*, kind: str, task_name: str, queue: str, params: dict, model_id: str,
                cache_key: str | None):  # fmt: skip
-    """Record the job, commit, then enqueue it by task name; answer as `job_response` does."""
+    """Record the job, commit, then enqueue it by task name; answer as `job_response` does.
+    `?wait` is checked first: a bad one is a 400 with nothing written or queued."""
+    wait = wait_seconds()
     with session_scope() as session:
         job_id = core_jobs.new_job(
             session,
@@ -103,7 +111,7 @@ def submit_job(*, kind: str, task_name: str, queue: str, params: dict, model_id:
             api_key_id=g.get("api_key_id"),
         ).id
     core_jobs.enqueue(job_id, task_name, queue)
-    return job_response(job_id, wait_seconds())
+    return job_response(job_id, wait)
 
 
 def job_response(job_id: str, wait: float):

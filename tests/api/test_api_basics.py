@@ -72,6 +72,44 @@ def test_oversize_body_is_413(client):
     assert_spec_error(resp, 413, 1006)
 
 
+def test_a_chunked_body_over_the_limit_is_refused_not_truncated(client, app):
+    """No Content-Length (chunked): the server terminates the stream (gunicorn sets
+    wsgi.input_terminated) and werkzeug stops reading at the limit. A valid object padded past
+    the limit used to be parsed from its first MiB and accepted."""
+    import io
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    head = b'{"modelUrl": "org/model", "options": {"batchSize": 4}}'
+
+    def chunked(size: int):
+        body = head + b" " * (size - len(head))
+        return client.post(
+            "/api/generate", input_stream=io.BytesIO(body), content_type="application/json",
+            headers={"Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )  # fmt: skip
+
+    assert_spec_error(chunked(limit + 4096), 413, 1006)
+    assert chunked(limit // 2).status_code == 202  # the same body under the limit is a job
+
+
+def test_a_bad_wait_is_refused_before_anything_is_written(client):
+    from sqlalchemy import func, select
+
+    from modelport.core.db import session_scope
+    from modelport.core.models import Job
+
+    def jobs() -> int:
+        with session_scope() as session:
+            return session.scalar(select(func.count()).select_from(Job))
+
+    before = jobs()
+    for wait in ("soon", "-1", "inf", "nan"):
+        resp = client.post(f"/api/generate?wait={wait}", json={"modelUrl": "org/model"})
+        assert_spec_error(resp, 400, 1006)
+    assert jobs() == before
+
+
 @pytest.mark.parametrize(
     "url",
     [
