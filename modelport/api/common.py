@@ -35,13 +35,11 @@ def parse_body(model: type[M]) -> M:
         # stream, werkzeug stops at the limit): refuse it rather than parse a truncated body
         raise RequestEntityTooLarge()
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        data = loads_strict(raw)
+    except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object")
-    if _depth(data) > MAX_JSON_DEPTH:
-        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -50,6 +48,23 @@ def parse_body(model: type[M]) -> M:
         raise ValidationFailed(
             f"invalid request: {first['field']}: {first['problem']}", details
         ) from None
+
+
+def loads_strict(raw: str | bytes) -> object:
+    """JSON as RFC 8259 has it: no NaN or Infinity (Python's json accepts and would echo
+    them, which no other parser reads), nested at most MAX_JSON_DEPTH levels; ValueError
+    saying what is wrong otherwise (deep nesting included, never a RecursionError)."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON: send a number or null")
 
 
 def _depth(value, level: int = 0) -> int:

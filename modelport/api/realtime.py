@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from modelport.api import relay
+from modelport.api.common import loads_strict
 from modelport.core import apikeys
 from modelport.core.errors import BadRequest, ServiceUnavailable, Unauthorized
 from modelport.core.events import job_channel
@@ -31,6 +33,9 @@ MAX_MESSAGE = 64 * 1024
 METRIC_NAMES = ("throughput", "latency", "memory_usage")
 ALERT_FIELDS = ("modelId", "type", "message", "severity")
 CLOSE_TRY_AGAIN_LATER = 1013
+MAX_SUBSCRIPTIONS = 100  # channels (models and jobs) per connection
+REPLAY_BURST = 10  # replays a connection may make at once (one per channel on reconnect)
+REPLAY_INTERVAL_S = 1.0
 
 
 def init_app(app: Flask) -> None:
@@ -89,6 +94,7 @@ class Connection:
         self.resume_from = _full_id(resume_from) if resume_from else None
         self.sub = relay.Subscriber(outbox=relay.Outbox(queue_size))
         self.metric_filters: dict[str, frozenset[str] | None] = {}
+        self.replay_tokens, self.replay_checked = float(REPLAY_BURST), time.monotonic()
 
     def serve(self) -> None:
         self.hub.ensure_started()
@@ -149,9 +155,9 @@ class Connection:
             if len(raw) > MAX_MESSAGE:
                 raise ProtocolError(f"message is larger than {MAX_MESSAGE} bytes")
             try:
-                message = json.loads(raw)
-            except ValueError:
-                raise ProtocolError("message is not valid JSON") from None
+                message = loads_strict(raw)
+            except ValueError as exc:
+                raise ProtocolError(f"message is not valid JSON: {str(exc)[:200]}") from None
             if not isinstance(message, dict) or not isinstance(message.get("event"), str):
                 raise ProtocolError('expected {"event": name, "data": {...}}')
             name = message["event"]
@@ -176,7 +182,14 @@ class Connection:
         self.reply("error", body)
 
     def subscribe(self, channel: str, ack: relay.Item) -> None:
+        if channel not in self.sub.channels and len(self.sub.channels) >= MAX_SUBSCRIPTIONS:
+            raise ProtocolError(
+                f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection: unsubscribe first, "
+                "or open another connection"
+            )
         after = self.resume_from if channel not in self.sub.channels else None
+        if after is not None:
+            self.replay_allowed()
         if self.hub.subscribe(self.sub, [channel], ack, after):
             self.reply("replay_truncated", {"lastEventId": after})
 
@@ -208,10 +221,28 @@ class Connection:
         self.hub.unsubscribe(self.sub, [job_channel(job_id)])
         self.reply("unsubscribed", {"jobId": job_id})
 
+    def replay_allowed(self) -> None:
+        """A replay reads the event stream (at most relay.MAX_REPLAY_SCAN entries): a token
+        bucket per connection, REPLAY_BURST at once then one per REPLAY_INTERVAL_S, so a
+        reconnecting client replays its subscriptions but none can spend the server's CPU
+        on replays in a loop."""
+        now = time.monotonic()
+        self.replay_tokens = min(
+            REPLAY_BURST, self.replay_tokens + (now - self.replay_checked) / REPLAY_INTERVAL_S
+        )
+        self.replay_checked = now
+        if self.replay_tokens < 1:
+            raise ProtocolError(
+                f"too many replays (resume, or subscriptions with lastEventId): one per "
+                f"{REPLAY_INTERVAL_S:g} s after {REPLAY_BURST}; retry shortly"
+            )
+        self.replay_tokens -= 1
+
     def resume(self, data: dict[str, Any]) -> None:
         after = _required_str(data, "lastEventId")
         if not relay.STREAM_ID.match(after):
             raise ProtocolError("lastEventId must be a stream id such as 1700000000000-0")
+        self.replay_allowed()
         ack = relay.Item("resumed", {"lastEventId": after})
         if self.hub.subscribe(self.sub, set(self.sub.channels), ack, _full_id(after)):
             self.reply("replay_truncated", {"lastEventId": after})

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 LOSSY = frozenset({"job_progress", "metric_update"})
 QUEUE_SIZE = 256
-STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?\Z")
+MAX_REPLAY_SCAN = 2_000  # stream entries one replay reads at most (the stream keeps 10,000)
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -251,8 +252,15 @@ def read_after(after: str, channels: set[str]) -> tuple[list[Item], bool]:
         truncated = True
     if parse_id(after) > parse_id(info["last-generated-id"]):
         truncated = True  # an id from before a Redis restart or flush
+    # the newest MAX_REPLAY_SCAN entries at most: a bounded read per replay; entries older
+    # than those are reported as lost, as if the window had moved past them
+    newest = client.xrevrange(STREAM, max="+", min=f"({after}", count=MAX_REPLAY_SCAN)
+    if len(newest) == MAX_REPLAY_SCAN and client.xrange(
+        STREAM, min=f"({after}", max=f"({newest[-1][0]}", count=1
+    ):
+        truncated = True
     items = []
-    for entry_id, fields in client.xrange(STREAM, min=f"({after}", max="+"):
+    for entry_id, fields in reversed(newest):
         if fields.get("channel") in channels:
             item = to_item(entry_id, fields)
             if item is not None:

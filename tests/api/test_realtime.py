@@ -147,6 +147,10 @@ def test_job_progress_through_completion(serve):
         (json.dumps({"event": "subscribe_metrics", "data": {"modelId": "m", "metrics": ["x"]}}),
          "unknown metrics"),
         (json.dumps({"event": "ping", "data": {"pad": "x" * 70_000}}), "larger than"),
+        ("[" * 30_000 + "]" * 30_000, "nested deeper"),  # was a RecursionError
+        ('{"event": "ping", "data": ' + '{"a": ' * 30 + "1" + "}" * 31, "nested deeper"),
+        ('{"event": "ping", "data": {"x": NaN}}', "NaN is not JSON"),  # was echoed in a pong
+        ('{"event": "ping", "data": {"x": -Infinity}}', "-Infinity is not JSON"),
     ],
 )  # fmt: skip
 def test_bad_messages_get_error_and_socket_stays_up(serve, raw, why):
@@ -326,3 +330,57 @@ def test_metric_update_from_a_real_sampling_run(serve, worker, tiny_models, tmp_
     finally:
         ws.close()
         server.stop()
+
+
+def test_subscriptions_per_connection_are_capped(serve):
+    from modelport.api.realtime import MAX_SUBSCRIPTIONS
+
+    ws = WS(serve())
+    for i in range(MAX_SUBSCRIPTIONS):
+        ws.send("subscribe_job", {"jobId": f"job-{i}"})
+    assert all(ws.expect("subscribed") for _ in range(MAX_SUBSCRIPTIONS))
+    ws.send("subscribe_metrics", {"modelId": "one/too-many"})
+    error = ws.expect("error")["data"]
+    assert (
+        error["code"] == 1006 and f"at most {MAX_SUBSCRIPTIONS} subscriptions" in error["message"]
+    )
+    ws.send("subscribe_job", {"jobId": "job-0"})  # already subscribed: not a new channel
+    ws.expect("subscribed")
+    ws.send("unsubscribe_job", {"jobId": "job-1"})
+    ws.expect("unsubscribed")
+    ws.send("subscribe_metrics", {"modelId": "one/too-many"})  # room again
+    ws.expect("subscribed")
+    ws.close()
+
+
+def test_replays_are_bounded_in_rate_and_in_what_they_read(serve, monkeypatch):
+    """A replay reads at most MAX_REPLAY_SCAN stream entries (the newest; older ones are
+    reported lost) and a connection gets REPLAY_BURST replays, then one per interval."""
+    from modelport.api import realtime
+
+    monkeypatch.setattr(relay, "MAX_REPLAY_SCAN", 50)
+    job_id = uuid.uuid4().hex
+    events.publish_job(job_id, "job_progress", {"progress": 0.0, "stage": "start"})
+    ((first, _),) = relay.get_redis().xrevrange(events.STREAM, count=1)
+    for i in range(120):
+        events.publish(model_channel("noise"), "alert", {"modelId": "noise", "n": i})
+    events.publish_job(job_id, "job_progress", {"progress": 0.5, "stage": "recent"})
+    ws = WS(serve())
+    ws.send("subscribe_job", {"jobId": job_id})
+    ws.expect("subscribed")
+    ws.send("resume", {"lastEventId": first})
+    ws.expect("resumed")
+    assert ws.expect("job_progress")["data"]["stage"] == "recent"  # in the newest 50
+    assert ws.expect("replay_truncated")["data"] == {"lastEventId": first}
+    for _ in range(realtime.REPLAY_BURST - 1):
+        ws.send("resume", {"lastEventId": first})
+        ws.expect("resumed")
+        ws.expect("job_progress")
+        ws.expect("replay_truncated")
+    ws.send("resume", {"lastEventId": first})
+    error = ws.expect("error")["data"]
+    assert error["code"] == 1006 and "too many replays" in error["message"]
+    time.sleep(realtime.REPLAY_INTERVAL_S * 1.1)
+    ws.send("resume", {"lastEventId": first})
+    ws.expect("resumed")  # one more token after the interval
+    ws.close()
