@@ -156,26 +156,14 @@ class BenchmarkRequest(BaseModel):
     @field_validator("batchSizes")
     @classmethod
     def _batch_sizes(cls, value: list[int]) -> list[int]:
-        for size in value:
-            if not 1 <= size <= MAX_BATCH_SIZE:
-                raise ValueError(
-                    f"each batch size must be between 1 and {MAX_BATCH_SIZE} (got {size})"
-                )
-        if len(set(value)) != len(value):
-            raise ValueError("batch sizes must not repeat")
-        return value
+        return distinct_within(value, 1, MAX_BATCH_SIZE, "batch size")
 
     @field_validator("servedConcurrency")
     @classmethod
     def _concurrency(cls, value: list[int] | None) -> list[int] | None:
-        for level in value or []:
-            if not 1 <= level <= MAX_SERVED_CONCURRENCY:
-                raise ValueError(
-                    f"each concurrency must be between 1 and {MAX_SERVED_CONCURRENCY} (got {level})"
-                )
-        if value and len(set(value)) != len(value):
-            raise ValueError("concurrency levels must not repeat")
-        return value
+        if value is None:
+            return None
+        return distinct_within(value, 1, MAX_SERVED_CONCURRENCY, "concurrency level")
 
     @field_validator("batchDelaysMs")
     @classmethod
@@ -187,14 +175,7 @@ class BenchmarkRequest(BaseModel):
                 "batchDelaysMs are measured on the served path: add servedConcurrency, the "
                 "concurrent clients to drive each delay with (e.g. [1, 8])"
             )
-        for delay in value:
-            if not 0 <= delay <= MAX_BATCH_DELAY_MS:
-                raise ValueError(
-                    f"each batch delay must be between 0 and {MAX_BATCH_DELAY_MS} ms (got {delay})"
-                )
-        if len(set(value)) != len(value):
-            raise ValueError("batch delays must not repeat")
-        return sorted(value)
+        return sorted(distinct_within(value, 0, MAX_BATCH_DELAY_MS, "batch delay", " ms"))
 
     @field_validator("optimizationLevels")
     @classmethod
@@ -205,6 +186,16 @@ class BenchmarkRequest(BaseModel):
                 "give one optimizationLevel"
             )
         return value
+
+
+def distinct_within(values: list[int], low: int, high: int, what: str, unit: str = "") -> list[int]:
+    """`values` when each lies in [low, high] and none repeats; else ValueError saying which."""
+    for value in values:
+        if not low <= value <= high:
+            raise ValueError(f"each {what} must be between {low} and {high}{unit} (got {value})")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what}s must not repeat")
+    return values
 
 
 def benchmark_config_key(revision: str, params: dict[str, Any]) -> str:
