@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_HOST = "127.0.0.1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return commands.run(args)
     from modelport.core.settings import get_settings
 
+    if args.command == "dev":
+        # a development platform listens on this machine only unless HOST says otherwise
+        # (the API, and Flower, whose dev run has no password); SPEC's 0.0.0.0 default
+        # stays for deployments (the Procfile's and compose's own commands)
+        os.environ.setdefault("HOST", DEV_HOST)
     get_settings()  # fail fast, naming any malformed variable
     if args.command == "dev":
         return run_dev(Path(args.procfile), flower=not args.no_flower)
@@ -192,9 +198,11 @@ def run_dev(procfile: Path, *, flower: bool) -> int:
         manager = Manager()
         for name in names:
             manager.add_process(name, processes[name], env=env, cwd=str(ROOT))
+        host = f"[{settings.HOST}]" if ":" in settings.HOST else settings.HOST
         print(
-            f"modelport: API http://{settings.HOST}:{settings.PORT}/api/health"
-            + (f"  Flower http://{settings.HOST}:{settings.FLOWER_PORT}/" if flower else "")
+            f"modelport: dashboard http://{host}:{settings.PORT}/  API "
+            f"http://{host}:{settings.PORT}/api/health"
+            + (f"  Flower http://{host}:{settings.FLOWER_PORT}/" if flower else "")
         )
         manager.loop()
         return manager.returncode or 0

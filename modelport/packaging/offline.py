@@ -8,6 +8,7 @@ and the safetensors headers (8-byte little-endian length, then a JSON header of 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 from collections import Counter
@@ -20,6 +21,8 @@ from modelport.core.modelref import COMMIT_RE, ModelRef
 from modelport.packaging.facts import ModelFacts, complete
 from modelport.packaging.hfcache import hub_cache_dir, repo_folder
 
+log = logging.getLogger(__name__)
+
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -27,20 +30,23 @@ def read_facts(ref: ModelRef, *, reason: str) -> ModelFacts:
     """Facts for `ref` from the cache; `reason` says why the Hub was not asked (for errors)."""
     cache = hub_cache_dir()
     storage = repo_folder(ref.repo_id, cache)
+    # the answer names the cache by its variables, never by its path on the server (logged)
     if not (storage / "snapshots").is_dir():
+        log.info("%s is not in the Hugging Face cache at %s", ref.repo_id, cache)
         raise ModelNotFound(
-            f"Model '{ref.repo_id}' is not in the local Hugging Face cache at {cache}, and "
+            f"Model '{ref.repo_id}' is not in the platform's Hugging Face cache, and "
             f"{reason}. Download it once with Hub access (e.g. `hf download {ref.repo_id}`), "
             "or point HF_HOME / HF_HUB_CACHE at a cache that holds it.",
-            {"model": ref.repo_id, "cache": str(cache)},
+            {"model": ref.repo_id},
         )
     commit = _commit_for(storage, ref.revision_or_default)
     snapshot = storage / "snapshots" / commit if commit else None
     if snapshot is None or not snapshot.is_dir():
         cached = sorted(_cached_revisions(storage))
+        log.info("%s@%s is not in %s", ref.repo_id, ref.revision_or_default, storage)
         raise ModelNotFound(
-            f"Revision '{ref.revision_or_default}' of model '{ref.repo_id}' is not in the local "
-            f"Hugging Face cache at {storage}, and {reason}. Cached revisions: "
+            f"Revision '{ref.revision_or_default}' of model '{ref.repo_id}' is not in the "
+            f"platform's Hugging Face cache, and {reason}. Cached revisions: "
             f"{', '.join(cached) or 'none'}. Download that revision with Hub access, or use one "
             "of the cached ones.",
             {"model": ref.repo_id, "revision": ref.revision_or_default, "cached": cached},

@@ -140,9 +140,14 @@ def run_job(
             with contextlib.suppress(*DB_ERRORS):
                 jobs.release(job_id, token)
             raise task.retry(countdown=_db_backoff(task), max_retries=MAX_DB_RETRIES) from None
-        except Exception as exc:
+        except Exception:
+            # the exception's text can hold paths and reprs: it goes to the worker's log
+            # under the job id, and the answer says where to look
             log.exception("job %s crashed", job_id)
-            return fail(failure(f"{type(exc).__name__}: {exc}"[:500], {"stage": "internal"}))
+            return fail(failure(
+                f"the job failed on an unexpected error in the worker; its log has the "
+                f"details under job {job_id}", {"stage": "internal"},
+            ))  # fmt: skip
         # still inside the attempt: the lease is renewed while the outcome is being recorded
         recorded = _persist(lambda: jobs.succeed(job_id, token, result, attempt.outcome), job_id)
     # not recorded: another attempt took the job over (its lease ran out meanwhile)

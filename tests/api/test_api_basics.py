@@ -36,12 +36,30 @@ def test_api_process_stays_light(platform_env):
     assert out.stdout.strip() == "[]"
 
 
-def test_health_reports_database_redis_and_queues(client):
+def test_health_reports_database_redis_and_queues(client, worker):
     resp = client.get("/api/health")
     body = resp.get_json()
-    assert resp.status_code == 200
+    assert resp.status_code == 200, body
+    assert body["status"] == "ok" and body["unconsumedQueues"] == []
     assert body["database"]["ok"] and body["redis"]["ok"]
-    assert set(body["queues"]) >= {"default", "cpu", "gpu"}
+    assert set(body["queues"]) >= {"control", "default", "cpu", "gpu"}
+    assert min(body["queues"][q] for q in ("control", "default", "cpu")) >= 1
+
+
+def test_health_names_the_queues_no_worker_consumes():
+    """Degraded when a needed queue has no worker (a submission would wait for nobody); the
+    gpu queue is optional. The decision and its message, on what the broadcast returns."""
+    from modelport.api.health import degraded_message, unconsumed
+
+    workers = {"control": ["cpu@h"], "default": [], "cpu": ["cpu@h"], "gpu": []}
+    assert unconsumed(workers) == ["default"]
+    assert unconsumed({"control": ["a"], "default": ["a"], "cpu": ["b"], "gpu": []}) == []
+    assert unconsumed({}) == ["control", "default", "cpu"]
+    assert degraded_message([], ["default"]) == (
+        "no worker consumes the default queue (start the workers: `modelport dev`, or the "
+        "Procfile's worker lines); retry shortly"
+    )
+    assert degraded_message(["redis"], []) == "redis unavailable; retry shortly"
 
 
 def test_unknown_route_and_method(client):
@@ -204,7 +222,7 @@ def secured(platform_env, monkeypatch):
 
 
 def test_api_keys_are_required_when_asked(secured):
-    assert secured.get("/api/health").status_code == 200  # health stays open
+    assert secured.get("/api/health").status_code in (200, 503)  # health stays open (no 401)
     assert_spec_error(secured.get("/api/jobs"), 401, 1007)
     assert_spec_error(secured.get("/api/jobs", headers={"Authorization": "Bearer nope"}), 401, 1007)
     assert_spec_error(

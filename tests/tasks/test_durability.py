@@ -148,3 +148,29 @@ def test_lost_message_is_picked_up_by_the_reconciler(client, worker, beat, tiny_
     assert job.attempts == 1 and job.enqueues >= 1
     # published right after the success commits: wait for it, then exactly one
     assert len(wait_for(lambda: completions(job_id), 10, "job_completed")) == 1
+
+
+def test_a_crash_is_told_without_its_internals(platform_env):
+    """An unexpected exception in a job: its text (paths, reprs) goes to the worker's log, the
+    job's error says it failed and where to look, with the kind's code."""
+    from modelport.core.errors import GenerationFailed
+    from modelport.tasks.runner import run_job
+
+    with session_scope() as session:
+        job_id = core_jobs.new_job(
+            session, kind="generate", task_name="generate.run", queue="default",
+            params={}, model_id="org/crash", cache_key=None,
+        ).id  # fmt: skip
+
+    def crash(params, attempt):
+        raise RuntimeError("open('/srv/secret/hf-cache/models--org--crash/x'): <object at 0x7f>")
+
+    assert run_job(None, job_id, crash, GenerationFailed) == "failed"
+    with session_scope() as session:
+        error = session.get(Job, job_id).error
+    assert error["code"] == 1002 and error["details"] == {"stage": "internal"}
+    assert error["message"] == (
+        "the job failed on an unexpected error in the worker; its log has the details under "
+        f"job {job_id}"
+    )
+    assert "/srv" not in str(error) and "0x7f" not in str(error)
