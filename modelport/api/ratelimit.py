@@ -25,7 +25,7 @@ import redis
 from flask import after_this_request, current_app, g, request
 
 from modelport.core.errors import RateLimited
-from modelport.core.redis_client import CACHE_DB
+from modelport.core.redis_client import CACHE_DB, fast_client
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ _clients: dict[str, redis.Redis] = {}
 def _client(url: str) -> redis.Redis:
     with _lock:
         if url not in _clients:
-            _clients[url] = redis.Redis.from_url(
-                url, decode_responses=True, socket_timeout=2, socket_connect_timeout=1
-            )
+            _clients[url] = fast_client(url)
         return _clients[url]
 
 

@@ -87,12 +87,13 @@ def test_docs_are_open_when_keys_are_required(app, client):
 
 @pytest.fixture()
 def api_schema(app):
-    # Submissions only enqueue (no worker); keep any `?wait` short.
+    # Submissions only enqueue (no worker); keep any `?wait` short. /api/health is left out:
+    # without workers it is 503 by design (test_api_basics covers it both ways).
     app.config["MODELPORT"] = app.config["MODELPORT"].model_copy(
         update={"MAX_WAIT_SECONDS": 0.05, "RATE_LIMIT_SUBMISSIONS": "off"}
     )
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app).exclude(
-        path_regex=r"^/api/docs"
+        path_regex=r"^/api/(docs|health)"
     )
 
 
@@ -109,7 +110,7 @@ def test_api_conforms_to_its_document(api_schema):
     """Every operation (docs pages aside) with generated data: no 5xx, answers as documented."""
     failures = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 14
+    assert len(operations) >= 13
 
     for operation in operations:
 
@@ -232,7 +233,7 @@ def test_stateful_run_follows_links(app, api_schema):
     _empty_platform()
     Machine.run(
         settings=settings(
-            max_examples=40,
+            max_examples=60,
             derandomize=True,
             stateful_step_count=6,
             deadline=None,
