@@ -288,6 +288,8 @@ def _failure_sentences(rows: list[dict]) -> list[str]:
             out.append(f"Batch size {size} went over the memory limit: {row.get('message')}.")
         elif status == "error":
             out.append(f"Batch size {size} failed: {row.get('message')}.")
+        elif status == "over_objective":
+            out.append(f"Batch size {size} was {row.get('message')}.")
     return out
 
 

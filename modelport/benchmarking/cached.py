@@ -31,6 +31,7 @@ def config_from(params: dict[str, Any], settings: Settings) -> BenchmarkConfig:
         max_new_tokens=params["maxNewTokens"],
         max_memory_bytes=settings.max_memory_bytes,
         cpu_cores=settings.MAX_CPU_CORES,
+        stop_over_objective=params.get("stopOverObjective"),
     )
 
 

@@ -46,6 +46,9 @@ class BenchmarkConfig:
     max_memory_bytes: int = 8 * 2**30
     cpu_cores: float = 4.0
     gpu_name: str | None = None
+    # a search's sweep (search.py): batch sizes larger than one whose p95 is over this many
+    # times latency_slo_ms are not run (their p95 would only be higher); None: run them all
+    stop_over_objective: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", list(self.batch_sizes))

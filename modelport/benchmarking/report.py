@@ -15,7 +15,7 @@ from typing import Any
 from modelport.benchmarking.config import BenchmarkConfig
 
 MiB = 2**20
-STATUSES = ("ok", "oom", "over_memory_limit", "error")
+STATUSES = ("ok", "oom", "over_memory_limit", "over_objective", "error")
 # A window is stable when it has enough iterations to judge its spread, its coefficient of
 # variation is at most STABLE_MAX_CV and its p99 is at most STABLE_MAX_TAIL times its p50.
 STABLE_MIN_ITERATIONS = 3

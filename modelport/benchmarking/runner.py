@@ -95,7 +95,13 @@ def run_benchmark(
     try:
         sweep.load(cache)
         quality = sweep.check_quality(cache.loader)
-        rows = [sweep.run(i, size) for i, size in enumerate(config.batch_sizes)]
+        rows = []
+        over: BatchResult | None = None  # the smallest size whose p95 ended the sweep
+        for i, size in enumerate(config.batch_sizes):
+            rows.append(sweep.skip(size, over) if over and size > over.batch_size
+                        else sweep.run(i, size))  # fmt: skip
+            if far_over_objective(rows[-1], config) and (over is None or size < over.batch_size):
+                over = rows[-1]
     finally:
         torch.set_num_threads(previous_threads)
     errors = [r for r in rows if r.status == "error"]
@@ -115,6 +121,14 @@ def run_benchmark(
     report.analyze(other_device)
     sweep.progress.report("done", sweep.progress.total_units, force=True)
     return report
+
+
+def far_over_objective(row: BatchResult, config: BenchmarkConfig) -> bool:
+    """Whether a search stops at `row`: p95 over stop_over_objective x the objective."""
+    factor, slo = config.stop_over_objective, config.latency_slo_ms
+    if not factor or not slo or not row.measured or row.latency is None:
+        return False
+    return row.latency.p95 > factor * slo
 
 
 def threads_for(cores: float) -> int:
@@ -217,6 +231,19 @@ class _Sweep:
         if self.loaded.settings.inference_mode or self.loaded.kind == "sentence-transformers":
             return torch.inference_mode()
         return torch.no_grad()
+
+    def skip(self, batch_size: int, over: BatchResult) -> BatchResult:
+        """A larger batch size than `over`, not run: its p95 could only be higher."""
+        row = BatchResult(batch_size, warmup=self.config.warmup)
+        row.status = "over_objective"
+        p95 = over.latency.p95 if over.latency else float("nan")
+        row.message = (
+            f"not run: batch size {over.batch_size} already had p95 {p95:.1f} ms, over "
+            f"{self.config.stop_over_objective:g}x the {self.config.latency_slo_ms:g} ms objective"
+        )
+        self.progress.report(f"batch {batch_size}: not run (over the objective)",
+                             None, force=True)  # fmt: skip
+        return row
 
     def run(self, index: int, batch_size: int) -> BatchResult:
         import torch

@@ -216,8 +216,15 @@ def summarize(
                 best.row["throughput"] / default.row["throughput"] if default else None
             ),
         }
+    not_run = [
+        {"optimizationLevel": level, "batchSize": row["batchSize"], "reason": row.get("message")}
+        for level, spec in reports.items()
+        for row in spec.get("details") or []
+        if row.get("status") == "over_objective"
+    ]
     return {
         "levels": levels,
+        "notRun": not_run,
         "objective": {
             "latencyP95Ms": slo_ms,
             "maxMemoryMb": round(limit_bytes / MiB) if limit_bytes else None,

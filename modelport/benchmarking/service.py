@@ -26,6 +26,10 @@ from modelport.packaging.options import unsupported
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger(__name__)
+# A search does not run a level's batch sizes larger than one whose p95 is over this many times
+# the objective (as Model Analyzer stops raising a parameter past the latency budget): their
+# p95 would only be higher. Batch sizes are reported with status over_objective.
+STOP_OVER_OBJECTIVE = 1.5
 
 
 def benchmark_model(
@@ -149,7 +153,8 @@ def search_model(
         def step(fraction: float, stage: str, index: int = index, level: str = level) -> None:
             progress((index + fraction) / len(levels), f"{level}: {stage}")
 
-        one = {**params, "optimizationLevel": level, "configKey": keys.get(level)}
+        one = {**params, "optimizationLevel": level, "configKey": keys.get(level),
+               "stopOverObjective": STOP_OVER_OBJECTIVE}  # fmt: skip
         one.pop("servedConcurrency", None)  # served once, for the recommendation
         # each level measured with only itself loaded: peak memory compares configurations,
         # not how many were loaded before it

@@ -278,6 +278,10 @@ def _print_search(search: dict, model: str, job: dict | None) -> None:
         ],
     )  # fmt: skip
     print("\n* recommended   + Pareto front (throughput, p95, memory, cost)")
+    skipped = search.get("notRun") or []
+    if skipped:
+        print("not run, over the objective: " + ", ".join(
+            f"{s['optimizationLevel']} batch {s['batchSize']}" for s in skipped))  # fmt: skip
     print(search["sentence"])
     if search.get("recommended") and job:
         print(

@@ -147,3 +147,36 @@ def test_search_levels_put_the_reference_first_once():
     assert search_levels("cuda") == ["none", "standard", "bfloat16", "aggressive"]
     assert search_levels("cuda", ["onnxruntime", "bfloat16", "openvino"]) == ["none", "bfloat16"]
     assert search_levels("cpu", ["bfloat16", "none", "bfloat16"]) == ["none", "bfloat16"]
+
+
+def test_a_search_sweep_stops_a_level_far_over_the_objective(tiny_models):
+    """Model Analyzer-style: once a batch size's p95 is over stop_over_objective x the
+    objective, larger batch sizes of that level are not run (their p95 would only be higher)
+    and say why; smaller ones still are, whatever the order asked."""
+    from modelport.benchmarking import BenchmarkConfig, run_benchmark
+    from modelport.benchmarking.modelcache import ModelCache
+    from modelport.core.modelref import ModelRef
+    from modelport.packaging.facts import resolve
+
+    facts = resolve(ModelRef(tiny_models["text-classification"].repo_id))
+    cache = ModelCache(2**32)
+
+    def sweep(sizes, **extra):
+        config = BenchmarkConfig(batch_sizes=sizes, iterations=3, warmup=0, sequence_length=8,
+                                 cpu_cores=1.0, latency_slo_ms=1e-6, **extra)  # fmt: skip
+        return {r.batch_size: r for r in run_benchmark(facts, config, cache=cache).rows}
+
+    rows = sweep([4, 1, 2], stop_over_objective=1.5)
+    assert rows[4].measured and rows[1].measured  # 1 is smaller than 4: still run
+    assert rows[2].status == "over_objective" and not rows[2].measured
+    assert rows[2].message.startswith("not run: batch size 1 already had p95 ")
+    assert rows[2].message.endswith("over 1.5x the 1e-06 ms objective")
+    assert all(r.measured for r in sweep([1, 2]).values())  # a plain benchmark runs them all
+    report = summarize(
+        {"none": {"details": [r.to_dict() for r in rows.values()], "quality": None}},
+        device="cpu", slo_ms=1e-6, limit_bytes=None,
+    )  # fmt: skip
+    assert report["notRun"] == [
+        {"optimizationLevel": "none", "batchSize": 2, "reason": rows[2].message}
+    ]
+    assert {c["batchSize"] for c in report["configurations"]} == {1, 4}
