@@ -122,7 +122,10 @@ def serve_at(
             started = time.perf_counter()
             server.wait_ready(READY_TIMEOUT_S)
             ready_s = time.perf_counter() - started
-            server.expect(maxBatchSize=batch_size, maxDelayMs=options.max_delay_ms)
+            server.expect(
+                model=facts.repo_id, optimizationLevel=config.optimization_level,
+                maxBatchSize=batch_size, maxDelayMs=options.max_delay_ms,
+            )  # fmt: skip
             levels = [
                 drive(
                     server.url, body, content_type, c, min(config.warmup, MAX_WARMUP),
@@ -344,9 +347,12 @@ class BundleProcess:
         raise BenchmarkFailed(f"the bundle's server was not ready within {timeout:g} s")
 
     def expect(self, **settings: Any) -> None:
-        """The server runs what was rendered (its /health says so), or nothing is measured."""
+        """The server runs what was rendered (its /health says so), or nothing is measured.
+        Also catches another server answering on the port (free_port's race): ours exited."""
         import requests
 
+        if self.proc.poll() is not None:
+            raise BenchmarkFailed(f"the bundle's server exited: {self.tail()}")
         health = requests.get(self.url + "/health", timeout=10).json()
         wrong = {k: health.get(k) for k, v in settings.items() if health.get(k) != v}
         if wrong:

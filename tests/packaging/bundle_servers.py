@@ -80,25 +80,41 @@ class BundleServer:
 
     def __init__(self, script: Path, env: dict[str, str] | None = None) -> None:
         self.script = script
-        self.port = localredis.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = script.parent / f"server-{self.port}.log"
-        self._log = self.log_path.open("w")
-        environ = {**os.environ, **THREAD_ENV, **(env or {})}
-        assert environ.get("HF_HUB_OFFLINE") == "1" and environ.get("HF_HOME")
-        self.proc = subprocess.Popen(
-            [sys.executable, script.name, "--serve", "--host", "127.0.0.1", "--port",
-             str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=environ, cwd=script.parent,
-        )  # fmt: skip
+        self.environ = {**os.environ, **THREAD_ENV, **(env or {})}
+        assert self.environ.get("HF_HUB_OFFLINE") == "1" and self.environ.get("HF_HOME")
         self.exit_code: int | None = None
         self.health: dict[str, Any] = {}
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self.port = localredis.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.script.parent / f"server-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, self.script.name, "--serve", "--host", "127.0.0.1", "--port",
+             str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.environ, cwd=self.script.parent,
+        )  # fmt: skip
 
     def wait_ready(self, timeout: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
-        """Until /ready answers 200; then /health's answer, also kept as `health`."""
-        wait_until_ok(self.url + "/ready", self.exited, self.log, timeout)
-        self.health = requests.get(self.url + "/health", timeout=5).json()
-        return self.health
+        """Until /ready answers 200; then /health's answer, also kept as `health`. A free port
+        is only free until someone binds it: a server that loads slowly (an export) can find
+        it taken by another test's server, whose /ready would answer in its place. So the
+        answer must come from this bundle's model and level, else it starts on another port."""
+        import yaml
+
+        module = yaml.safe_load((self.script.parent / "module.yaml").read_text())
+        want = (module["model"]["id"], module["optimization"]["level"])
+        for _attempt in range(3):
+            wait_until_ok(self.url + "/ready", self.exited, self.log, timeout)
+            self.health = requests.get(self.url + "/health", timeout=5).json()
+            got = (self.health.get("model"), self.health.get("optimizationLevel"))
+            if got == want and self.proc.poll() is None:
+                return self.health
+            self.stop(timeout=10)  # ours lost the port: start it again elsewhere
+            self._spawn()
+        raise RuntimeError(f"{self.script.parent.name}: port taken three times:\n{self.log()}")
 
     def exited(self) -> str | None:
         code = self.proc.poll()

@@ -693,3 +693,29 @@ def test_escaping_filters_round_trip():
     nested = {"a": [1, 2.5, None, True, "x\ny"], "b": {"c": "d"}}
     assert yaml.safe_load(yaml_value(nested)) == nested
     assert md_text("a" * 500, 50).endswith("…") and len(md_text("a" * 500, 50)) == 50
+
+
+def test_the_module_schema_knows_every_level_backend_and_the_batching_delay():
+    """module.yaml's schema lists the levels and backends by name: a new level, or the delay a
+    benchmark recommends, must validate (a generated openvino bundle once failed here)."""
+    from modelport.core.schemas import OPTIMIZATION_LEVELS
+    from modelport.packaging.options import EXPORTED_BACKENDS
+
+    props = module_schema()["properties"]
+    optimization = props["optimization"]["properties"]
+    assert set(optimization["level"]["enum"]) == set(OPTIMIZATION_LEVELS)
+    backend = optimization["settings"]["properties"]["backend"]["enum"]
+    assert set(backend) == {"torch", *EXPORTED_BACKENDS}
+    assert set(props["benchmark"]["properties"]["optimizationLevel"]["enum"]) == set(
+        OPTIMIZATION_LEVELS
+    )
+    facts = make_facts("sentence-similarity", library_name="sentence-transformers")
+    provenance = {"jobId": "j", "revision": None, "device": "cpu", "deviceName": None,
+                  "optimizationLevel": "openvino", "batchSize": 4, "maxBatchDelayMs": 0,
+                  "throughput": 40.5, "latencyP95Ms": 98.0, "sequenceLength": 128,
+                  "meetsRequirements": True, "quality": None, "finishedAt": None}  # fmt: skip
+    for level in OPTIMIZATION_LEVELS:
+        options = GenerateOptions(optimizationLevel=level, maxBatchDelayMs=0)
+        files = render_bundle(facts, options, provenance)
+        report = validate(files, facts=facts, options=options)
+        assert report.status != "failed", (level, report.errors)
