@@ -14,13 +14,7 @@ from modelport.core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from modelport.core.celery_app import reset_celery
-    from modelport.core.redis_client import use_request_path_timeouts
-
     settings = settings or get_settings()
-    # request threads never wait long on Redis or the broker (redis_client's docstring)
-    use_request_path_timeouts()
-    reset_celery()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,

@@ -93,9 +93,6 @@ def wait_seconds() -> float:
 def wait_for_job(job_id: str, seconds: float) -> Job:
     """Block up to `seconds` for the job to finish (Redis pub/sub), then read its row."""
     deadline = time.monotonic() + seconds
-    # a pub/sub read that times out looks like silence: ask Redis first, so a Redis that does
-    # not answer fails this wait at once (the caller answers with the job as it stands)
-    get_redis().ping()
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(events.job_channel(job_id))

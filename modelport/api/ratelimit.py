@@ -25,7 +25,7 @@ import redis
 from flask import after_this_request, current_app, g, request
 
 from modelport.core.errors import RateLimited
-from modelport.core.redis_client import CACHE_DB, fast_client
+from modelport.core.redis_client import CACHE_DB
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ _clients: dict[str, redis.Redis] = {}
 def _client(url: str) -> redis.Redis:
     with _lock:
         if url not in _clients:
-            _clients[url] = fast_client(url)
+            _clients[url] = redis.Redis.from_url(
+                url, decode_responses=True, socket_timeout=2, socket_connect_timeout=1
+            )
         return _clients[url]
 
 

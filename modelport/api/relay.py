@@ -153,7 +153,7 @@ class Hub:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                client = get_redis(blocking=True)  # XREAD blocks up to 1 s by design
+                client = get_redis()
                 if self.last_id is None:
                     self.last_id = _stream_tail(client)
                 response = client.xread({STREAM: self.last_id}, count=1000, block=1000)

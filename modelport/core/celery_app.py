@@ -81,26 +81,10 @@ _app: Celery | None = None
 
 
 def get_celery() -> Celery:
-    """The process's Celery app, built on first use from the current settings. In the API
-    process (redis_client.request_path()) its broker connections fail fast, as the request
-    path's Redis clients do: a publish that cannot reach Redis gives up within about a second
-    and the job row waits for the reconciler."""
+    """The process's Celery app, built on first use from the current settings."""
     global _app
     if _app is None:
-        from modelport.core.redis_client import REQUEST_PATH_TIMEOUT_S, request_path
-
         _app = make_celery()
-        if request_path():
-            _app.conf.broker_transport_options = {
-                **_app.conf.broker_transport_options,
-                "socket_timeout": REQUEST_PATH_TIMEOUT_S,
-                "socket_connect_timeout": REQUEST_PATH_TIMEOUT_S,
-                "retry_on_timeout": False,
-                # kombu re-establishes a failed connection before the next publish, retrying
-                # with sleeps (seconds each): once, within a second, on the request path
-                "max_retries": 0,
-                "connect_retries_timeout": 1.0,
-            }
     return _app
 
 

@@ -22,7 +22,6 @@ from modelport.core.celery_app import get_celery, waiting_messages
 from modelport.core.db import session_scope
 from modelport.core.models import FINAL_STATUSES, Job, utcnow
 from modelport.core.records import Outcome
-from modelport.core.redis_client import breaker, request_path
 from modelport.core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -62,9 +61,6 @@ def new_job(
 def enqueue(job_id: str, task_name: str, queue: str) -> bool:
     """Send the job's message (after its row is committed). False if the broker is down:
     the row stays `queued` with no `enqueued_at`, and the reconciler sends it later."""
-    if request_path() and breaker().is_open():  # Redis just failed to answer: don't wait again
-        log.warning("could not enqueue job %s: Redis is not answering", job_id)
-        return False
     try:
         get_celery().send_task(
             task_name,
@@ -74,14 +70,11 @@ def enqueue(job_id: str, task_name: str, queue: str) -> bool:
             # the DB row is the result: no Celery result subscription (which would also
             # block for long retrying a Redis that is down)
             ignore_result=True,
-            # the API's request path tries once (its broker times out fast); others retry
-            retry=not request_path(),
+            retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
     except Exception as exc:  # kombu raises several connection error types
         log.warning("could not enqueue job %s: %s", job_id, exc)
-        if request_path():
-            breaker().trip()
         return False
     with session_scope() as session:
         session.execute(
