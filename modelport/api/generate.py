@@ -118,8 +118,10 @@ def options_from_benchmark(job_id: str, ref: ModelRef) -> tuple[GenerateOptions,
     level = (result.get("config") or {}).get("optimizationLevel") or params["optimizationLevel"]
     level = pick["options"]["optimizationLevel"] if pick else level
     served = result.get("served") or {}
-    delay = served.get("maxDelayMs") if served.get("delays") else None  # a delay search's pick
-    delay = pick["options"].get("maxBatchDelayMs") if pick else delay
+    delay = (  # a delay search's pick: in a search's options, else the served section's
+        pick["options"].get("maxBatchDelayMs") if pick
+        else served.get("maxDelayMs") if served.get("delays") else None
+    )  # fmt: skip
     options = GenerateOptions(batchSize=size, gpu=device == "cuda", optimizationLevel=level,
                               maxBatchDelayMs=delay)  # fmt: skip
     provenance = {

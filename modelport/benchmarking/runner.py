@@ -126,7 +126,7 @@ def run_benchmark(
 def far_over_objective(row: BatchResult, config: BenchmarkConfig) -> bool:
     """Whether a search stops at `row`: p95 over stop_over_objective x the objective."""
     factor, slo = config.stop_over_objective, config.latency_slo_ms
-    if not factor or not slo or not row.measured or row.latency is None:
+    if not factor or not slo or row.latency is None:
         return False
     return row.latency.p95 > factor * slo
 
